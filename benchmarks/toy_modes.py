@@ -1,0 +1,75 @@
+"""Mode coverage on the PacGAN mixtures, with gankit's defaults (SPEC §6).
+
+Trains ``gankit train`` with its default configuration on each data set and seed, scores
+2,500 samples of the final generator (modes captured, high-quality share, reverse KL) and
+writes the table to ``benchmarks/results/toy_modes.json``.
+
+    python benchmarks/toy_modes.py                       # ring8 and grid25, seeds 0 1 2
+    python benchmarks/toy_modes.py --data ring8 --seeds 0 1 2 3 4 5 6 7 8 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gankit import Config, train
+from gankit.data import get_distribution
+
+try:
+    from _common import write_json
+except ImportError:  # run as a module
+    from benchmarks._common import write_json
+
+PUBLISHED = {  # PacGAN Table 1 (Lin et al. 2018): modes, high quality, reverse KL
+    "ring8": {"GAN": (6.3, 0.982, 0.45), "PacGAN2": (7.9, 0.956, 0.07)},
+    "grid25": {"GAN": (17.3, 0.948, 0.70), "PacGAN4": (24.8, 0.936, 0.04)},
+}
+
+
+def mean_se(values):
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=["ring8", "grid25"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "toy_modes.json"))
+    args = ap.parse_args()
+
+    results = {}
+    for data in args.data:
+        rows = []
+        for seed in args.seeds:
+            tmp = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
+            t0 = time.perf_counter()
+            r = train(Config(data=data, seed=seed, eval_every=0), out=tmp / "run", progress=False)
+            secs = time.perf_counter() - t0
+            row = {"seed": seed, "modes": r.last_row["modes"],
+                   "num_modes": get_distribution(data).num_components, "high_quality": r.last_row["high_quality"],
+                   "reverse_kl": r.last_row["reverse_kl"], "seconds": round(secs, 1)}
+            rows.append(row)
+            print(f"{data} seed {seed}: modes {row['modes']}, high quality {row['high_quality']:.1%}, "
+                  f"reverse KL {row['reverse_kl']}, {secs:.0f} s", flush=True)
+            shutil.rmtree(tmp)
+        summary = {k: mean_se([r[k] for r in rows]) for k in ("modes", "high_quality", "reverse_kl", "seconds")}
+        results[data] = {"runs": rows, "mean_se": summary, "published": PUBLISHED.get(data)}
+        m, hq, kl = summary["modes"], summary["high_quality"], summary["reverse_kl"]
+        print(f"{data}: modes {m[0]:.2f} ± {m[1]:.2f}, high quality {hq[0]:.1%} ± {hq[1]:.1%}, "
+              f"reverse KL {kl[0]:.3f} ± {kl[1]:.3f}  (mean ± s.e. over {len(rows)} seeds)", flush=True)
+    write_json(args.out, {"config": Config().to_dict(), "results": results})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The `gankit` command: argument parsing only; each command calls one library function.
+
+Every error a user can cause ends in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import sys
+from dataclasses import fields
+
+from . import __version__
+from .config import Config, load_yaml
+from .errors import GankitError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit status 2)."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"gankit: error: {message} (see '{self.prog} --help')\n")
+
+
+def _field_help() -> dict[str, str]:
+    """The aligned comments beside Config's fields are its documentation; reuse them."""
+    src = inspect.getsource(Config)
+    return dict(re.findall(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, flags=re.M))
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    helps = _field_help()
+    defaults = Config()
+    for f in fields(Config):
+        default = getattr(defaults, f.name)
+        typ = type(default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=typ, default=None,
+                       metavar=typ.__name__.upper(),
+                       help=f"{helps.get(f.name, '')} (default: {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gankit", description="Train, sample and inspect generative adversarial networks.")
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a GAN (Algorithm 1); with no options: ring8 in about a minute",
+                       description="Train a GAN. Flags override --config, which overrides the defaults.")
+    t.add_argument("--config", metavar="FILE.yaml", help="options from a YAML file (e.g. a run's config.yaml)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default: runs/NNNNN-DATA-MODEL); never overwritten")
+    t.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
+                   help="continue the run in RUN (or in --out) from its newest checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_config_flags(t)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run", metavar="RUN", help="run directory")
+    s.add_argument("--n", type=int, default=1000, help="number of samples (default: 1000)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    s.add_argument("--out", required=True, metavar="FILE", help=".npy (N × data shape) or .png (picture)")
+
+    i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
+    i.add_argument("run", metavar="RUN", help="run directory")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _cmd_train(args) -> int:
+    from .training.run import check_resume_changes, train
+    from .runs import Run
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    from_file = load_yaml(args.config) if args.config else {}
+    if args.config:
+        Config.from_dict(from_file, source=f"config file {args.config!r}")  # check keys and types
+    wanted = Config.from_dict({**from_file, **overrides}, source="options").to_dict()
+    given = {k: wanted[k] for k in {**from_file, **overrides}}
+    if args.resume is not None:
+        run_path = args.out if args.resume is True else args.resume
+        if run_path is None:
+            raise GankitError("--resume needs a run directory: --resume RUN, or --resume with --out RUN")
+        if args.resume is not True and args.out is not None and args.out != args.resume:
+            raise GankitError("--resume RUN and --out DIR name different directories; give one of them")
+        cfg = check_resume_changes(Run.open(run_path).config, given)
+        result = train(cfg, out=run_path, resume=True, progress=not args.quiet)
+    else:
+        cfg = Config.from_dict(wanted).validate()
+        result = train(cfg, out=args.out, progress=not args.quiet)
+    row = result.last_row
+    summary = f"step {result.step}/{cfg.steps}"
+    if "modes" in row:
+        rkl = row.get("reverse_kl")
+        summary += (f", modes {row['modes']}, high quality {row['high_quality']:.1%}, reverse KL "
+                    + (f"{rkl:.3f}" if rkl is not None else "undefined"))
+    if result.interrupted:
+        print(f"gankit: stopped at {summary}; checkpoint written; continue with: "
+              f"gankit train --resume {result.run_dir}", file=sys.stderr)
+        return 130
+    print(f"run {result.run_dir}: {summary}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from .runs import sample
+
+    path = sample(args.run, args.n, args.out, seed=args.seed)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .runs import info
+
+    d = info(args.run)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    c = d["config"]
+    print(f"run          {d['run']}")
+    print(f"steps        {d['steps_done']} of {d['steps_planned']} done")
+    print(f"checkpoints  {', '.join(d['checkpoints']) or 'none'}")
+    print("config       " + ", ".join(f"{k}={v}" for k, v in c.items()))
+    last = d["last_metrics"]
+    if last:
+        print("last row     " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in last.items()))
+    if d["last_eval"]:
+        e = d["last_eval"]
+        print(f"last eval    step {e['step']}: modes {e['modes']}, high quality {e['high_quality']:.1%}, "
+              f"reverse KL {e['reverse_kl']}")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except GankitError as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # disk full, permission denied, ...: the user's environment
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"gankit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

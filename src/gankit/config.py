@@ -1,0 +1,184 @@
+"""Typed training configuration: defaults, validation, YAML in and out.
+
+A :class:`Config` is the complete description of a training run. ``gankit train`` resolves
+it from (in order of precedence) command-line flags, ``--config FILE.yaml``, and the
+defaults below, then writes the fully resolved result to ``RUN/config.yaml``, which can be
+fed back with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GankitError
+
+LOSSES = ("nonsaturating", "minimax")
+NOISES = ("normal", "uniform")
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "linear")
+
+
+@dataclass
+class Config:
+    """Every option of a training run. Field comments are the documentation."""
+
+    data: str = "ring8"             # data set name (see `gankit.data.DATASETS`)
+    model: str = "mlp"              # model family for G and D (see `gankit.models.MODELS`)
+    loss: str = "nonsaturating"     # generator loss: "nonsaturating" (paper's practical) or "minimax"
+    k: int = 1                      # discriminator steps per generator step (Algorithm 1)
+    batch_size: int = 256           # minibatch size m, for data and for noise
+    steps: int = 4000               # generator steps (outer iterations of Algorithm 1) in total
+    seed: int = 0                   # seeds every random stream of the run
+    noise: str = "normal"           # noise prior p_z: "normal" N(0, I) or "uniform" U(-1, 1)^d
+    z_dim: int = 8                  # noise dimension
+    optimizer: str = "adam"         # "adam" or "sgd" (SGD with momentum)
+    lr_g: float = 2e-3              # generator learning rate
+    lr_d: float = 2e-3              # discriminator learning rate
+    beta1: float = 0.5              # Adam beta1
+    beta2: float = 0.999            # Adam beta2
+    momentum: float = 0.5           # SGD momentum
+    lr_schedule: str = "linear"     # "constant", or "linear": both learning rates decay linearly to 0 at `steps`
+    hidden: int = 256               # MLP: units per hidden layer (G and D)
+    depth: int = 3                  # MLP: number of hidden layers (G and D)
+    device: str = "cpu"             # "cpu", "cuda", "cuda:N" or "auto"
+    log_every: int = 100            # steps between rows of metrics.jsonl and progress updates
+    eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end
+    checkpoint_every: int = 1000    # steps between checkpoints; one is always written at the end
+    eval_samples: int = 2500        # generated samples per evaluation (SPEC: 2,500 for the toy mixtures)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Config":
+        """Check every field; raise :class:`GankitError` naming the first bad one."""
+        from .data import DATASETS
+        from .models import MODELS
+
+        if self.data not in DATASETS:
+            raise GankitError(
+                f"unknown data set {self.data!r}; choose one of: {', '.join(sorted(DATASETS))}"
+            )
+        if self.model not in MODELS:
+            raise GankitError(
+                f"unknown model {self.model!r}; choose one of: {', '.join(sorted(MODELS))}"
+            )
+        _choice("loss", self.loss, LOSSES)
+        _choice("noise", self.noise, NOISES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("k", "batch_size", "steps", "z_dim", "hidden", "depth", "log_every",
+                     "checkpoint_every", "eval_samples"):
+            _positive_int(name, getattr(self, name))
+        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 0:
+            raise GankitError(f"eval_every must be a whole number >= 0, got {self.eval_every!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise GankitError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        for name in ("lr_g", "lr_d"):
+            v = getattr(self, name)
+            if not _is_number(v) or not math.isfinite(v) or v <= 0:
+                raise GankitError(f"{name} must be a positive number, got {v!r}")
+        for name in ("beta1", "beta2", "momentum"):
+            v = getattr(self, name)
+            if not _is_number(v) or not (0.0 <= v < 1.0):
+                raise GankitError(f"{name} must be a number in [0, 1), got {v!r}")
+        if not isinstance(self.device, str) or not (
+            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
+        ):
+            raise GankitError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        return self
+
+    # ------------------------------------------------------------------ conversion
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "configuration") -> "Config":
+        """Build a config from a mapping; unknown keys and wrong types are user errors."""
+        if not isinstance(d, dict):
+            raise GankitError(f"{source} must be a mapping of option: value, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise GankitError(
+                f"{source}: unknown option(s) {', '.join(map(str, unknown))}; "
+                f"known options: {', '.join(known)}"
+            )
+        defaults = cls()
+        values = {}
+        for key, value in d.items():
+            values[key] = _coerce(key, value, type(getattr(defaults, key)), source)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_yaml(self, path: str | Path) -> None:
+        """Write the config as YAML, atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp.replace(path)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of options from ``path`` (user errors become GankitError)."""
+    path = Path(path)
+    if not path.exists():
+        raise GankitError(f"config file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise GankitError(f"config file {str(path)!r} is not a file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GankitError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise GankitError(f"config file {str(path)!r} is not valid YAML{at}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GankitError(f"config file {str(path)!r} must hold a mapping of option: value")
+    return data
+
+
+def load_config(path: str | Path) -> Config:
+    return Config.from_dict(load_yaml(path), source=f"config file {str(path)!r}").validate()
+
+
+# ---------------------------------------------------------------------- helpers
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise GankitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise GankitError(f"{name} must be a whole number > 0, got {value!r}")
+
+
+def _coerce(key: str, value: Any, typ: type, source: str) -> Any:
+    """Accept a YAML value for a field of type ``typ``; ints are accepted for floats."""
+    if typ is float and _is_number(value):
+        return float(value)
+    if typ is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric strings for floats.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if typ is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+        return value
+    raise GankitError(f"{source}: option {key} must be a {typ.__name__}, got {value!r}")

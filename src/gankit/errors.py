@@ -1,0 +1,12 @@
+"""The one exception type a user can cause.
+
+Anything raised as :class:`GankitError` is a problem with the user's input (a path, a file,
+an option value) rather than a bug. The command line prints its message on one line and
+exits with status 2; library users can catch it.
+"""
+
+
+class GankitError(Exception):
+    """A user-facing error: the message says what is wrong and what to do."""
+
+    exit_code = 2

@@ -1,0 +1,202 @@
+"""Hooks on the training loop: statistics, evaluation and pictures, the metrics file,
+progress, and checkpoints. Each is a small class; ``run.py`` assembles them in order.
+
+Order matters: ``Stats`` and ``LowDimEvaluator`` fill the step's row, ``MetricsWriter``
+writes it, ``Progress`` shows it, ``Checkpointer`` saves after everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..metrics import mode_stats
+from .checkpoint import save_checkpoint
+from .loop import Callback, GANTrainer, StepStats, sample_noise
+
+
+def _due(step: int, every: int, until: int) -> bool:
+    return step == until or (every > 0 and step % every == 0)
+
+
+class Stats(Callback):
+    """Every ``log_every`` steps (and at the last): the losses, D's outputs, gradient norms,
+    examples per second over the interval (m · steps / s), and the run's wall time."""
+
+    def __init__(self, log_every: int, until: int, batch_size: int, elapsed_before: float = 0.0):
+        self.log_every, self.until, self.batch_size = log_every, until, batch_size
+        self.elapsed_before = elapsed_before
+        self.t0 = self.t_last = time.perf_counter()
+        self.step_last = 0
+
+    def on_start(self, trainer: GANTrainer) -> None:
+        self.t0 = self.t_last = time.perf_counter()
+        self.step_last = trainer.step_count
+
+    def wants_stats(self, step: int) -> bool:
+        return _due(step, self.log_every, self.until)
+
+    @property
+    def wall_time(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def on_step_end(self, trainer, step, stats: StepStats, row) -> None:
+        if not self.wants_stats(step):
+            return
+        values = stats.to_dict()  # the one host synchronisation of the interval
+        now = time.perf_counter()
+        rate = (step - self.step_last) * self.batch_size / max(now - self.t_last, 1e-9)
+        self.t_last, self.step_last = now, step
+        row.update(step=step, **values, examples_per_s=rate, wall_time=self.wall_time)
+
+
+class LowDimEvaluator(Callback):
+    """Samples ``n`` points from G with a fixed noise batch every ``every`` steps, scores mode
+    coverage where the data set is a mode benchmark, and draws the pictures."""
+
+    def __init__(self, run_dir: Path, distribution, z_dim: int, noise: str, n: int, every: int,
+                 until: int, seed: int, metrics_rows: Callable[[], list]):
+        self.run_dir, self.dist = Path(run_dir), distribution
+        self.z_dim, self.noise, self.n = z_dim, noise, n
+        self.every, self.until, self.seed = every, until, seed
+        self.metrics_rows = metrics_rows
+        self.last_samples: np.ndarray | None = None
+
+    def generate(self, G: torch.nn.Module) -> np.ndarray:
+        device = next(G.parameters()).device
+        gen = torch.Generator(device).manual_seed(self.seed)
+        was_training = G.training
+        G.eval()
+        with torch.no_grad():
+            chunks = [G(sample_noise(min(10_000, self.n - s), self.z_dim, self.noise, gen)).float().cpu()
+                      for s in range(0, self.n, 10_000)]
+        G.train(was_training)
+        return torch.cat(chunks).reshape(self.n, -1).numpy().astype(np.float64)
+
+    def evaluate(self, G) -> dict:
+        x = self.generate(G)
+        self.last_samples = x
+        if not np.isfinite(x).all():
+            return {"eval_nonfinite": int((~np.isfinite(x)).any(1).sum())}
+        if not self.dist.mode_benchmark:
+            return {}
+        s = mode_stats(x, self.dist.means.numpy(), float(self.dist.stds.max()))
+        return {"modes": s["modes"], "high_quality": s["high_quality"], "reverse_kl": s["reverse_kl"]}
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+            row.setdefault("step", step)
+            row.update(self.evaluate(trainer.G))
+            if np.isfinite(self.last_samples).all():
+                from ..viz.plots import plot_samples
+                (self.run_dir / "plots").mkdir(exist_ok=True)
+                plot_samples(self.run_dir / "plots" / f"samples_step_{step:06d}.png", self.last_samples,
+                             self._log_prob, self.dist.bounds, title=f"{self.dist.name}, step {step}")
+
+    def _log_prob(self, pts: np.ndarray) -> np.ndarray:
+        return self.dist.log_prob(pts).numpy()
+
+    def on_end(self, trainer, step) -> None:
+        write_lowdim_pictures(self.run_dir, trainer.G, trainer.D, self.dist,
+                              self.last_samples if self.last_samples is not None else self.generate(trainer.G),
+                              self.metrics_rows(), step)
+
+
+def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: list, step: int) -> None:
+    """The three pictures of a 1-D/2-D run: samples.png, discriminator.png, losses.png."""
+    from ..viz.plots import plot_discriminator, plot_losses, plot_samples
+
+    run_dir = Path(run_dir)
+    log_prob = lambda p: dist.log_prob(p).numpy()  # noqa: E731
+    device = next(D.parameters()).device
+
+    def d_of(pts: np.ndarray) -> np.ndarray:
+        was = D.training
+        D.eval()
+        with torch.no_grad():
+            out = torch.sigmoid(D(torch.as_tensor(pts, dtype=torch.float32, device=device))).float().cpu().numpy()
+        D.train(was)
+        return out
+
+    finite = samples[np.isfinite(samples).all(1)]
+    plot_samples(run_dir / "samples.png", finite, log_prob, dist.bounds, title=f"{dist.name}, step {step}")
+    plot_discriminator(run_dir / "discriminator.png", d_of, log_prob, dist.bounds, finite,
+                       title=f"D(x) at step {step}")
+    plot_losses(run_dir / "losses.png", rows)
+
+
+class MetricsWriter(Callback):
+    """Appends each non-empty row to ``metrics.jsonl`` (one JSON object per line)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if row:
+            clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(clean) + "\n")
+            self.rows.append(clean)
+
+
+class Progress(Callback):
+    """A live bar (tqdm) on a terminal; plain lines every ``log_every`` steps otherwise."""
+
+    def __init__(self, until: int, enabled: bool = True, stream=None):
+        self.until, self.enabled = until, enabled
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def on_start(self, trainer) -> None:
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.until, initial=trainer.step_count, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+        if "loss_d" in row:
+            text = (f"V~ {row['value']:.4f}  D(x) {row['d_real']:.3f}  D(G(z)) {row['d_fake']:.3f}  "
+                    f"{row['examples_per_s']:,.0f} ex/s")
+            if "modes" in row:
+                text += f"  modes {row['modes']}  hq {row['high_quality']:.1%}"
+            if self.bar is not None:
+                self.bar.set_postfix_str(text, refresh=False)
+            else:
+                print(f"step {step}/{self.until}  {text}", file=self.stream, flush=True)
+
+    def on_end(self, trainer, step) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Checkpointer(Callback):
+    """Saves every ``every`` steps and at the end (atomically; the newest ``keep`` are kept)."""
+
+    def __init__(self, run_dir: Path, every: int, payload: Callable[[], dict], keep: int = 3):
+        self.run_dir, self.every, self.payload, self.keep = Path(run_dir), every, payload, keep
+        self.last_saved = -1
+
+    def on_start(self, trainer) -> None:
+        self.last_saved = trainer.step_count
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if step % self.every == 0:
+            self.save(step)
+
+    def save(self, step: int) -> None:
+        save_checkpoint(self.run_dir, self.payload(), keep=self.keep)
+        self.last_saved = step
+
+    def on_end(self, trainer, step) -> None:
+        if step != self.last_saved:
+            self.save(step)

@@ -1,0 +1,201 @@
+"""Algorithm 1 of Goodfellow et al. (2014): k discriminator steps, then one generator step.
+
+This module knows nothing of files, progress bars or pictures: :class:`GANTrainer` performs
+one outer iteration per :meth:`GANTrainer.step`, and :func:`run_loop` repeats it, handing
+each step to callbacks (``training/callbacks.py``) that log, evaluate and checkpoint.
+
+Per outer iteration (SPEC §3)::
+
+    repeat k times:
+        z_1..z_m ~ p_z (fresh),  x_1..x_m ~ p_data (fresh minibatch)
+        ascend  grad_theta_d V~          (G fixed)
+    z_1..z_m ~ p_z (fresh)
+    descend grad_theta_g L_G            (D fixed)
+
+No quantity is copied to the host inside a step: statistics stay as tensors until a
+callback asks for them, so logging every N steps costs one synchronisation per N steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import torch
+from torch import nn
+
+from .. import objectives
+
+
+def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
+    """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I) or ``"uniform"`` U(-1, 1)^z_dim."""
+    if prior == "normal":
+        return torch.randn(m, z_dim, generator=generator, device=generator.device)
+    if prior == "uniform":
+        return torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
+    raise ValueError(f"noise prior must be 'normal' or 'uniform', got {prior!r}")
+
+
+class DataSource(Protocol):
+    def next(self, m: int, generator: torch.Generator) -> torch.Tensor: ...
+
+
+@dataclass
+class StepStats:
+    """Statistics of one outer iteration, as device tensors (read them with :meth:`to_dict`).
+
+    ``value``, ``d_real``, ``d_fake`` and ``loss_d`` come from the last discriminator step
+    (before its update); ``loss_g`` from the generator step.
+    """
+
+    value: torch.Tensor
+    d_real: torch.Tensor
+    d_fake: torch.Tensor
+    loss_d: torch.Tensor
+    loss_g: torch.Tensor
+    grad_norm_d: torch.Tensor | None = None
+    grad_norm_g: torch.Tensor | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
+        tensors = [getattr(self, n) for n in names]
+        present = [(n, t) for n, t in zip(names, tensors) if t is not None]
+        # One host transfer for all of them.
+        values = torch.stack([t.detach().float() for _, t in present]).cpu().tolist()
+        return {n: float(v) for (n, _), v in zip(present, values)}
+
+
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+@dataclass
+class GANTrainer:
+    """The state Algorithm 1 updates, and one outer iteration of it.
+
+    Args:
+        G, D: generator and discriminator (D returns logits, shape [n]).
+        opt_g, opt_d: their optimizers.
+        data: a source with ``next(m, generator)``.
+        loss: generator loss, ``"nonsaturating"`` or ``"minimax"``.
+        k: discriminator steps per generator step.
+        batch_size: m.
+        z_dim, noise: the noise prior.
+        data_generator, noise_generator: the random streams for data and noise.
+    """
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data: DataSource
+    loss: str
+    k: int
+    batch_size: int
+    z_dim: int
+    noise: str
+    data_generator: torch.Generator
+    noise_generator: torch.Generator
+    step_count: int = 0
+    lr_factor: Callable[[int], float] | None = None  # step -> multiplier of the initial learning rates
+
+    def __post_init__(self) -> None:
+        self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
+
+    def _apply_lr_schedule(self) -> None:
+        """Learning rates are a pure function of the step, so resuming needs no scheduler state."""
+        f = self.lr_factor(self.step_count)
+        for opt, bases in zip((self.opt_d, self.opt_g), self._base_lrs):
+            for group, base in zip(opt.param_groups, bases):
+                group["lr"] = base * f
+
+    def noise_batch(self, m: int) -> torch.Tensor:
+        return sample_noise(m, self.z_dim, self.noise, self.noise_generator)
+
+    def discriminator_step(self) -> tuple[torch.Tensor, ...]:
+        """One update of D on a fresh data minibatch and fresh noise, G fixed."""
+        m = self.batch_size
+        z = self.noise_batch(m)
+        x = self.data.next(m, self.data_generator)
+        with torch.no_grad():
+            fake = self.G(z)
+        real_logits = self.D(x)
+        fake_logits = self.D(fake)
+        loss_d = objectives.discriminator_loss(real_logits, fake_logits)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return loss_d.detach(), real_logits.detach(), fake_logits.detach()
+
+    def generator_step(self) -> torch.Tensor:
+        """One update of G on fresh noise, D fixed (D's parameters get no gradient)."""
+        z = self.noise_batch(self.batch_size)
+        self.D.requires_grad_(False)
+        try:
+            fake_logits = self.D(self.G(z))
+            loss_g = objectives.generator_loss(fake_logits, self.loss)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            self.D.requires_grad_(True)
+        self.opt_g.step()
+        return loss_g.detach()
+
+    def step(self, with_grad_norms: bool = False) -> StepStats:
+        """One outer iteration of Algorithm 1. Returns its statistics as tensors."""
+        grad_norm_d = None
+        if self.lr_factor is not None:
+            self._apply_lr_schedule()
+        for _ in range(self.k):
+            loss_d, real_logits, fake_logits = self.discriminator_step()
+        if with_grad_norms:
+            grad_norm_d = _grad_norm(self.D)
+        loss_g = self.generator_step()
+        grad_norm_g = _grad_norm(self.G) if with_grad_norms else None
+        self.step_count += 1
+        return StepStats(
+            value=-loss_d,
+            d_real=torch.sigmoid(real_logits).mean(),
+            d_fake=torch.sigmoid(fake_logits).mean(),
+            loss_d=loss_d,
+            loss_g=loss_g,
+            grad_norm_d=grad_norm_d,
+            grad_norm_g=grad_norm_g,
+        )
+
+
+class Callback:
+    """Hooks on the loop. ``row`` collects what this step logs (metrics.jsonl)."""
+
+    def on_start(self, trainer: GANTrainer) -> None: ...
+
+    def wants_stats(self, step: int) -> bool:
+        return False
+
+    def on_step_end(self, trainer: GANTrainer, step: int, stats: StepStats, row: dict) -> None: ...
+
+    def on_end(self, trainer: GANTrainer, step: int) -> None: ...
+
+
+def run_loop(trainer: GANTrainer, until: int, callbacks: Sequence[Callback] = (),
+             should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Run outer iterations until ``trainer.step_count == until`` (or ``should_stop()``).
+
+    Callbacks see each step in order; the first one that wants statistics at a step makes
+    the trainer compute gradient norms for it. Returns the last step done.
+    """
+    for cb in callbacks:
+        cb.on_start(trainer)
+    while trainer.step_count < until and not should_stop():
+        step = trainer.step_count + 1
+        want = any(cb.wants_stats(step) for cb in callbacks)
+        stats = trainer.step(with_grad_norms=want)
+        row: dict = {}
+        for cb in callbacks:
+            cb.on_step_end(trainer, step, stats, row)
+    for cb in callbacks:
+        cb.on_end(trainer, trainer.step_count)
+    return trainer.step_count

@@ -1,0 +1,226 @@
+"""Assemble a training run from a :class:`~gankit.config.Config` and a run directory.
+
+Data flows one way: config -> data source + models + optimizers -> Algorithm 1 (loop.py)
+-> callbacks -> run directory. The run directory holds::
+
+    config.yaml        the fully resolved configuration (feed it back with --config)
+    metrics.jsonl      one JSON object per logged step
+    checkpoints/       step_NNNNNN.pt, the newest few
+    samples.png, discriminator.png, losses.png, plots/   pictures (1-D and 2-D data)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data import get_distribution, make_source
+from ..errors import GankitError
+from ..models import build_models
+from .callbacks import Checkpointer, LowDimEvaluator, MetricsWriter, Progress, Stats
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
+from .loop import GANTrainer, run_loop
+
+def lr_factor(cfg: Config):
+    """The learning-rate multiplier at a step (0-based: the step about to be taken)."""
+    if cfg.lr_schedule == "linear":
+        return lambda step: max(0.0, 1.0 - step / cfg.steps)
+    return None
+
+
+RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "device")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+    last_row: dict
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GankitError(f"device {name!r} asked for, but this torch has no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def derive_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds for each random stream of a run, derived from the one seed."""
+    s = np.random.SeedSequence(seed).generate_state(4, dtype=np.uint64)
+    return {"init": int(s[0] >> 1), "data": int(s[1] >> 1), "noise": int(s[2] >> 1), "eval": int(s[3] >> 1)}
+
+
+def make_optimizer(name: str, params, lr: float, cfg: Config) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+def next_run_dir(root: Path, cfg: Config) -> Path:
+    """``root/NNNNN-data-model``, numbered after the highest existing run."""
+    root.mkdir(parents=True, exist_ok=True)
+    nums = [int(p.name.split("-")[0]) for p in root.iterdir() if p.name.split("-")[0].isdigit()]
+    return root / f"{(max(nums) + 1) if nums else 0:05d}-{cfg.data.replace(':', '_').replace('/', '_')}-{cfg.model}"
+
+
+def check_resume_changes(saved: Config, wanted: dict) -> Config:
+    """On resume only the run length, logging intervals and device may change."""
+    for key, value in wanted.items():
+        if key not in RESUMABLE_CHANGES and getattr(saved, key) != value:
+            raise GankitError(
+                f"cannot change {key} when resuming (the run has {getattr(saved, key)!r}); "
+                f"only {', '.join(RESUMABLE_CHANGES)} may change; start a new run with another --out"
+            )
+    if saved.lr_schedule == "linear" and wanted.get("steps", saved.steps) != saved.steps:
+        raise GankitError(f"cannot change steps when resuming a run whose learning rates decay to 0 at "
+                          f"step {saved.steps} (lr_schedule: linear); start a new run for a longer one")
+    return saved.replace(**{k: v for k, v in wanted.items() if k in RESUMABLE_CHANGES}).validate()
+
+
+@contextmanager
+def _stop_on_signals():
+    """SIGINT/SIGTERM set a flag: the loop finishes its step, checkpoints, and returns."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):
+        if flag["stop"]:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        print(f"\ngankit: received {signal.Signals(signum).name}; finishing this step and "
+              "writing a checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread: leave signals alone
+            pass
+    try:
+        yield lambda: flag["stop"]
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _read_rows(path: Path, upto: int | None = None) -> list[dict]:
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            if isinstance(row, dict) and (upto is None or row.get("step", 0) <= upto):
+                rows.append(row)
+    return rows
+
+
+def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
+          progress: bool = True, runs_root: str | Path = "runs") -> TrainResult:
+    """Train a GAN as configured, into run directory ``out`` (a new numbered one if None).
+
+    With ``resume=True``, ``out`` must be a run with a checkpoint; ``cfg`` must then be that
+    run's configuration (see :func:`check_resume_changes`). Returns where it wrote, the last
+    step done, whether a signal stopped it, and the last metrics row.
+    """
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    if resume:
+        if out is None:
+            raise GankitError("--resume needs the run directory to continue (--out RUN or --resume RUN)")
+        run_dir = Path(out)
+        ckpt = load_checkpoint(latest_checkpoint(run_dir), map_location=device)
+    else:
+        run_dir = next_run_dir(Path(runs_root), cfg) if out is None else Path(out)
+        if run_dir.exists():
+            if is_run_dir(run_dir) or (run_dir / "checkpoints").exists():
+                raise GankitError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it, "
+                                  "or choose another --out")
+            if not run_dir.is_dir():
+                raise GankitError(f"--out {str(run_dir)!r} exists and is not a directory")
+            if any(run_dir.iterdir()):
+                raise GankitError(f"--out {str(run_dir)!r} is a non-empty directory; choose a new or empty one")
+        ckpt = None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GankitError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
+
+    seeds = derive_seeds(cfg.seed)
+    torch.manual_seed(seeds["init"])
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    source = make_source(cfg.data, device)
+    G, D = build_models(cfg, source.shape)
+    G.to(device)
+    D.to(device)
+    opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg)
+    opt_d = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg)
+    gens = {
+        "data": torch.Generator(device).manual_seed(seeds["data"]),
+        "noise": torch.Generator(device).manual_seed(seeds["noise"]),
+    }
+    trainer = GANTrainer(G, D, opt_g, opt_d, source, cfg.loss, cfg.k, cfg.batch_size, cfg.z_dim,
+                         cfg.noise, gens["data"], gens["noise"], lr_factor=lr_factor(cfg))
+    elapsed_before = 0.0
+    metrics_path = run_dir / "metrics.jsonl"
+    if ckpt is not None:
+        G.load_state_dict(ckpt["G"])
+        D.load_state_dict(ckpt["D"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+        source.load_state_dict(ckpt["data_state"])
+        set_rng_state(ckpt["rng"], gens)
+        trainer.step_count = int(ckpt["step"])
+        elapsed_before = float(ckpt["elapsed"])
+        # Rows logged after this checkpoint belong to steps that will be redone.
+        rows = _read_rows(metrics_path, upto=trainer.step_count)
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        rows = []
+    cfg.to_yaml(run_dir / "config.yaml")
+
+    stats = Stats(cfg.log_every, cfg.steps, cfg.batch_size, elapsed_before)
+    writer = MetricsWriter(metrics_path)
+    writer.rows = rows
+    callbacks = [stats]
+    if len(source.shape) == 1 and source.shape[0] <= 2:
+        callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise,
+                                         cfg.eval_samples, cfg.eval_every, cfg.steps, seeds["eval"],
+                                         lambda: writer.rows))
+
+    def payload() -> dict:
+        return {
+            "step": trainer.step_count,
+            "config": cfg.to_dict(),
+            "G": G.state_dict(), "D": D.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "data_state": source.state_dict(),
+            "rng": rng_state(gens),
+            "elapsed": stats.wall_time,
+            "data_shape": list(source.shape),
+        }
+
+    callbacks += [writer, Progress(cfg.steps, enabled=progress),
+                  Checkpointer(run_dir, cfg.checkpoint_every, payload)]
+    with _stop_on_signals() as should_stop:
+        step = run_loop(trainer, cfg.steps, callbacks, should_stop=should_stop)
+        interrupted = should_stop()
+    return TrainResult(run_dir, step, interrupted, writer.rows[-1] if writer.rows else {})

@@ -1,0 +1,1 @@
+"""Pictures: plots for low-dimensional runs."""

@@ -1,0 +1,180 @@
+"""The command line: a run end to end, and every user error as one line with exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from gankit.cli import main
+
+TINY = ["--steps", "30", "--batch-size", "32", "--hidden", "32", "--depth", "2", "--z-dim", "4",
+        "--log-every", "10", "--eval-every", "15", "--checkpoint-every", "10", "--eval-samples", "300", "--quiet",
+        "--lr-schedule", "constant"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "r"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def _snapshot(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_run_directory_contents(run):
+    for name in ("config.yaml", "metrics.jsonl", "samples.png", "discriminator.png", "losses.png",
+                 "plots/samples_step_000015.png", "plots/samples_step_000030.png",
+                 "checkpoints/step_000030.pt"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 15, 20, 30]
+    logged = [r for r in rows if "loss_d" in r]
+    for r in logged:
+        assert set(r) >= {"step", "value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d",
+                          "grad_norm_g", "examples_per_s", "wall_time"}
+        assert r["value"] == pytest.approx(-r["loss_d"], rel=1e-6)
+    assert {"modes", "high_quality", "reverse_kl"} <= set(rows[-1])
+    assert 0 <= rows[-1]["modes"] <= 8
+
+
+def test_config_round_trip(run, tmp_path):
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["steps"] == 30 and cfg["data"] == "ring8" and cfg["loss"] == "nonsaturating"
+    out = tmp_path / "again"
+    assert main(["train", "--config", str(run / "config.yaml"), "--out", str(out), "--quiet"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text()) == cfg
+    # Same config and seed: same weights.
+    import torch
+    a = torch.load(run / "checkpoints/step_000030.pt", weights_only=True)
+    b = torch.load(out / "checkpoints/step_000030.pt", weights_only=True)
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+
+
+def test_sample_npy_and_png(run, tmp_path, capsys):
+    assert main(["sample", str(run), "--n", "123", "--out", str(tmp_path / "s.npy")]) == 0
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (123, 2) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert main(["sample", str(run), "--n", "500", "--seed", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info(run, capsys):
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "30 of 30 done" in out and "data=ring8" in out
+    assert main(["info", str(run), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["steps_done"] == 30 and d["last_metrics"]["step"] == 30
+
+
+def test_resume_extends_a_run(run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    assert main(["train", "--resume", str(copy), "--steps", "40", "--quiet"]) == 0
+    assert (copy / "checkpoints/step_000040.pt").is_file()
+    assert "step 40/40" in capsys.readouterr().out
+
+
+def _error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, (argv, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gankit: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["train", "--data", "nope"], "unknown data set 'nope'"),
+    (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["train", "--k", "0"], "k must be a whole number > 0"),
+    (["train", "--k", "-2"], "k must be a whole number > 0"),
+    (["train", "--batch-size", "0"], "batch_size must be a whole number > 0"),
+    (["train", "--lr-d", "-0.001"], "lr_d must be a positive number"),
+    (["train", "--lr-g", "nan"], "lr_g must be a positive number"),
+    (["train", "--loss", "hinge"], "loss must be one of"),
+    (["train", "--noise", "cauchy"], "noise must be one of"),
+    (["train", "--beta1", "1.5"], "beta1 must be a number in [0, 1)"),
+    (["train", "--k", "two"], "invalid int value"),
+    (["train", "--config", "/no/such/file.yaml"], "does not exist"),
+    (["train", "--resume"], "--resume needs a run directory"),
+    (["sample", "/no/such/run", "--out", "x.npy"], "does not exist"),
+    (["info", "/no/such/run"], "does not exist"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input(capsys, tmp_path, monkeypatch, argv, expect):
+    monkeypatch.chdir(tmp_path)
+    assert expect in _error(capsys, argv)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("data: [ring8\n", "not valid YAML"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("stepz: 10\n", "unknown option(s) stepz"),
+    ("steps: ten\n", "option steps must be a int"),
+    ("k: 0\n", "k must be a whole number > 0"),
+])
+def test_bad_config_file(capsys, tmp_path, text, expect):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    assert expect in _error(capsys, ["train", "--config", str(f), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_run_is_never_overwritten(run, capsys):
+    before = _snapshot(run)
+    assert "already holds a run" in _error(capsys, ["train", "--out", str(run), *TINY])
+    assert _snapshot(run) == before
+
+
+def test_resume_refuses_to_change_the_game(run, capsys):
+    before = _snapshot(run)
+    assert "cannot change lr_g when resuming" in _error(capsys, ["train", "--resume", str(run), "--lr-g", "0.5"])
+    assert _snapshot(run) == before
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.yaml").write_text("steps: 10\n")
+    assert "no checkpoint" in _error(capsys, ["train", "--resume", str(tmp_path / "r")])
+    assert "is not a gankit run directory" in _error(capsys, ["train", "--resume", str(tmp_path)])
+
+
+def test_non_run_directories(tmp_path, capsys):
+    (tmp_path / "junk.txt").write_text("x")
+    assert "not a gankit run directory" in _error(capsys, ["sample", str(tmp_path), "--out", str(tmp_path / "s.npy")])
+    assert "not a gankit run directory" in _error(capsys, ["info", str(tmp_path)])
+    assert "non-empty directory" in _error(capsys, ["train", "--out", str(tmp_path), *TINY])
+    assert (tmp_path / "junk.txt").read_text() == "x"
+
+
+def test_sample_bad_options(run, tmp_path, capsys):
+    assert "--n must be" in _error(capsys, ["sample", str(run), "--n", "0", "--out", str(tmp_path / "s.npy")])
+    assert "must end in .npy or .png" in _error(capsys, ["sample", str(run), "--out", str(tmp_path / "s.txt")])
+    assert "does not exist" in _error(capsys, ["sample", str(run), "--out", str(tmp_path / "no" / "s.npy")])
+
+
+def test_entry_point_subprocess(tmp_path):
+    """The installed module, in a fresh process: exit 2, one line, no traceback."""
+    p = subprocess.run([sys.executable, "-m", "gankit", "train", "--k", "0"], capture_output=True,
+                       text=True, cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2
+    assert p.stderr.strip() == "gankit: error: k must be a whole number > 0, got 0"
+
+
+def test_resume_cannot_stretch_a_decaying_schedule(tmp_path, capsys):
+    out = tmp_path / "lin"
+    args = [a for a in TINY if a not in ("--lr-schedule", "constant")]
+    assert main(["train", "--out", str(out), *args, "--lr-schedule", "linear"]) == 0
+    before = _snapshot(out)
+    assert "decay to 0 at step 30" in _error(capsys, ["train", "--resume", str(out), "--steps", "60"])
+    assert _snapshot(out) == before

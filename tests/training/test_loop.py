@@ -1,0 +1,147 @@
+"""Algorithm 1: the order of updates and draws, freshness, and which network moves when."""
+
+import pytest
+import torch
+
+from gankit import objectives
+from gankit.data import make_source
+from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.training.loop import GANTrainer, run_loop, sample_noise
+
+
+def _trainer(k, lr=1e-2, optimizer="sgd"):
+    torch.manual_seed(0)
+    G, D = MLPGenerator(4, (2,), hidden=16, depth=2), MLPDiscriminator((2,), hidden=16, depth=2)
+    opt = (lambda p: torch.optim.SGD(p, lr=lr, momentum=0.5)) if optimizer == "sgd" else \
+        (lambda p: torch.optim.Adam(p, lr=lr))
+    return GANTrainer(G, D, opt(G.parameters()), opt(D.parameters()), make_source("ring8", torch.device("cpu")),
+                      "nonsaturating", k, 8, 4, "normal",
+                      torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+
+
+def _flat(module):
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+class Recorder:
+    """Wraps the trainer's random draws and optimizer steps, logging events in order."""
+
+    def __init__(self, t: GANTrainer):
+        self.events, self.batches, self.noises = [], [], []
+        self.t = t
+        source_next, noise_batch = t.data.next, t.noise_batch
+
+        def data_next(m, gen):
+            x = source_next(m, gen)
+            self.events.append("data")
+            self.batches.append(x)
+            return x
+
+        def noise(m):
+            z = noise_batch(m)
+            self.events.append("noise")
+            self.noises.append(z)
+            return z
+
+        t.data.next = data_next
+        t.noise_batch = noise
+        for name, opt, mine, other in (("D", t.opt_d, t.D, t.G), ("G", t.opt_g, t.G, t.D)):
+            self._wrap(name, opt, mine, other)
+
+    def _wrap(self, name, opt, mine, other):
+        step = opt.step
+
+        def wrapped(*a, **kw):
+            other_before, mine_before = _flat(other), _flat(mine)
+            out = step(*a, **kw)
+            # The other network is fixed while this one updates.
+            assert torch.equal(_flat(other), other_before), f"{name} step changed the other network"
+            assert not torch.equal(_flat(mine), mine_before), f"{name} step did not move {name}"
+            self.events.append(f"update_{name}")
+            return out
+
+        opt.step = wrapped
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_update_order_matches_algorithm_1(k):
+    t = _trainer(k)
+    rec = Recorder(t)
+    t.step()
+    t.step()
+    one = ["noise", "data", "update_D"] * k + ["noise", "update_G"]
+    assert rec.events == one * 2
+    # Every minibatch and noise batch is fresh: no two are equal.
+    for group in (rec.batches, rec.noises):
+        for i in range(len(group)):
+            for j in range(i):
+                assert not torch.equal(group[i], group[j])
+    assert len(rec.batches) == 2 * k and len(rec.noises) == 2 * (k + 1)
+    assert t.step_count == 2
+
+
+def test_discriminator_step_ascends_the_value_function():
+    """D's gradient after its step is exactly -grad Ṽ on the batches it drew."""
+    t = _trainer(1, lr=0.0)  # lr 0: parameters stay put, so the gradient can be recomputed
+    rec = Recorder.__new__(Recorder)
+    xs, zs = [], []
+    nxt, nb = t.data.next, t.noise_batch
+    t.data.next = lambda m, g: xs.append(nxt(m, g)) or xs[-1]
+    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    t.discriminator_step()
+    got = [p.grad.clone() for p in t.D.parameters()]
+    v = objectives.value(t.D(xs[0]), t.D(t.G(zs[0]).detach()))
+    want = torch.autograd.grad(-v, list(t.D.parameters()))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_generator_step_descends_its_loss_and_leaves_d_grads():
+    t = _trainer(1, lr=0.0)
+    zs = []
+    nb = t.noise_batch
+    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    t.generator_step()
+    got = [p.grad.clone() for p in t.G.parameters()]
+    want = torch.autograd.grad(objectives.generator_loss(t.D(t.G(zs[0])), "nonsaturating"),
+                               list(t.G.parameters()))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert all(p.grad is None for p in t.D.parameters())  # D received no gradient
+    assert all(p.requires_grad for p in t.D.parameters())  # and is trainable again
+
+
+def test_stats_are_consistent():
+    t = _trainer(2, optimizer="adam", lr=1e-3)
+    s = t.step(with_grad_norms=True).to_dict()
+    assert s["value"] == pytest.approx(-s["loss_d"], rel=1e-6)
+    assert 0 < s["d_real"] < 1 and 0 < s["d_fake"] < 1
+    assert s["grad_norm_d"] > 0 and s["grad_norm_g"] > 0
+    assert "grad_norm_d" not in t.step().to_dict()
+
+
+def test_run_loop_stops_on_request_and_calls_hooks():
+    t = _trainer(1)
+    seen = []
+
+    class Hook:
+        def on_start(self, tr): seen.append("start")
+        def wants_stats(self, step): return step == 2
+        def on_step_end(self, tr, step, stats, row): seen.append((step, stats.grad_norm_d is not None))
+        def on_end(self, tr, step): seen.append(("end", step))
+
+    last = run_loop(t, 10, [Hook()], should_stop=lambda: t.step_count >= 3)
+    assert last == 3
+    assert seen == ["start", (1, False), (2, True), (3, False), ("end", 3)]
+
+
+@pytest.mark.parametrize("prior", ["normal", "uniform"])
+def test_noise_priors(prior):
+    z = sample_noise(100_000, 3, prior, torch.Generator().manual_seed(0))
+    assert z.shape == (100_000, 3)
+    if prior == "uniform":
+        assert z.min() >= -1 and z.max() < 1
+        assert z.var().item() == pytest.approx(1 / 3, abs=0.005)   # Var U(-1,1) = 1/3; SE ~0.0006
+    else:
+        assert z.var().item() == pytest.approx(1.0, abs=0.015)     # SE ~0.0026
+    assert abs(z.mean().item()) < 0.01

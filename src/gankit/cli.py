@@ -13,7 +13,7 @@ import sys
 from dataclasses import fields
 
 from . import __version__
-from .config import Config, load_yaml
+from .config import Config, load_preset, load_yaml, preset_names
 from .errors import GankitError
 
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a GAN (Algorithm 1); with no options: ring8 in about a minute",
                        description="Train a GAN. Flags override --config, which overrides the defaults.")
+    t.add_argument("--preset", metavar="NAME", help=f"start from a shipped preset: {', '.join(preset_names())}")
     t.add_argument("--config", metavar="FILE.yaml", help="options from a YAML file (e.g. a run's config.yaml)")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/NNNNN-DATA-MODEL); never overwritten")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", metavar="RUN", help="run directory")
     s.add_argument("--n", type=int, default=1000, help="number of samples (default: 1000)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    s.add_argument("--out", required=True, metavar="FILE", help=".npy (N × data shape) or .png (picture)")
+    s.add_argument("--out", required=True, metavar="FILE",
+                   help=".npy (N × data shape; images as floats in [0, 1]) or .png (a grid, or a scatter for 1-D/2-D)")
+    s.add_argument("--interpolate", action="store_true", help="a latent-space walk between random points (images)")
 
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
@@ -72,9 +75,13 @@ def _cmd_train(args) -> int:
     from .runs import Run
 
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
-    from_file = load_yaml(args.config) if args.config else {}
+    from_file = {}
+    if args.preset:
+        from_file.update(load_preset(args.preset))
     if args.config:
-        Config.from_dict(from_file, source=f"config file {args.config!r}")  # check keys and types
+        cfg_file = load_yaml(args.config)
+        Config.from_dict(cfg_file, source=f"config file {args.config!r}")  # check keys and types
+        from_file.update(cfg_file)
     wanted = Config.from_dict({**from_file, **overrides}, source="options").to_dict()
     given = {k: wanted[k] for k in {**from_file, **overrides}}
     if args.resume is not None:
@@ -105,8 +112,8 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     from .runs import sample
 
-    path = sample(args.run, args.n, args.out, seed=args.seed)
-    print(f"wrote {args.n} samples to {path}")
+    path = sample(args.run, args.n, args.out, seed=args.seed, interpolate=args.interpolate)
+    print(f"wrote {'a latent walk' if args.interpolate else f'{args.n} samples'} to {path}")
     return 0
 
 

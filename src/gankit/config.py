@@ -21,14 +21,18 @@ from .errors import GankitError
 LOSSES = ("nonsaturating", "minimax")
 NOISES = ("normal", "uniform")
 OPTIMIZERS = ("adam", "sgd")
-LR_SCHEDULES = ("constant", "linear")
+LR_SCHEDULES = ("constant", "linear", "exponential")
 
 
 @dataclass
 class Config:
     """Every option of a training run. Field comments are the documentation."""
 
-    data: str = "ring8"             # data set name (see `gankit.data.DATASETS`)
+    data: str = "ring8"             # data: a toy name, mnist, fashion-mnist, idx:DIR, folder:DIR, npz:FILE, cifar10:DIR, fake:C,H,W
+    data_dir: str = ""              # cache folder for named data sets ("" = $GANKIT_DATA or ~/.cache/gankit/data)
+    image_size: int = 0             # images: target size in pixels (0 = the data's own size)
+    resize: str = "none"            # images: how to reach image_size: none, resize, center-crop
+    channels: int = 0               # images: 1 (grayscale) or 3 (RGB); 0 = as the data
     model: str = "mlp"              # model family for G and D (see `gankit.models.MODELS`)
     loss: str = "nonsaturating"     # generator loss: "nonsaturating" (paper's practical) or "minimax"
     k: int = 1                      # discriminator steps per generator step (Algorithm 1)
@@ -43,8 +47,13 @@ class Config:
     beta1: float = 0.5              # Adam beta1
     beta2: float = 0.999            # Adam beta2
     momentum: float = 0.5           # SGD momentum
-    lr_schedule: str = "linear"     # "constant", or "linear": both learning rates decay linearly to 0 at `steps`
+    lr_schedule: str = "linear"     # "constant"; "linear": decay to 0 at `steps`; "exponential": divide by lr_decay each step
+    lr_decay: float = 1.000004      # exponential schedule: per-step divisor of the learning rates
+    lr_min: float = 1e-6            # exponential schedule: floor of the learning rates
+    momentum_final: float = 0.5     # SGD: momentum reached after momentum_ramp steps
+    momentum_ramp: int = 0          # SGD: steps over which momentum rises linearly to momentum_final (0 = constant)
     hidden: int = 256               # MLP: units per hidden layer (G and D)
+    width: int = 64                 # DCGAN: base number of feature maps (ngf = ndf)
     depth: int = 3                  # MLP: number of hidden layers (G and D)
     device: str = "cpu"             # "cpu", "cuda", "cuda:N" or "auto"
     log_every: int = 100            # steps between rows of metrics.jsonl and progress updates
@@ -55,13 +64,18 @@ class Config:
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Config":
         """Check every field; raise :class:`GankitError` naming the first bad one."""
-        from .data import DATASETS
+        from .data import check_data_spec
+        from .data.images import RESIZE_POLICIES
         from .models import MODELS
 
-        if self.data not in DATASETS:
-            raise GankitError(
-                f"unknown data set {self.data!r}; choose one of: {', '.join(sorted(DATASETS))}"
-            )
+        check_data_spec(self.data)
+        _choice("resize", self.resize, RESIZE_POLICIES)
+        if self.channels not in (0, 1, 3):
+            raise GankitError(f"channels must be 0 (as the data), 1 or 3, got {self.channels!r}")
+        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool) or self.image_size < 0:
+            raise GankitError(f"image_size must be a whole number >= 0, got {self.image_size!r}")
+        if self.resize != "none" and self.image_size == 0:
+            raise GankitError(f"resize {self.resize} needs an image_size (--image-size)")
         if self.model not in MODELS:
             raise GankitError(
                 f"unknown model {self.model!r}; choose one of: {', '.join(sorted(MODELS))}"
@@ -70,7 +84,7 @@ class Config:
         _choice("noise", self.noise, NOISES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        for name in ("k", "batch_size", "steps", "z_dim", "hidden", "depth", "log_every",
+        for name in ("k", "batch_size", "steps", "z_dim", "hidden", "width", "depth", "log_every",
                      "checkpoint_every", "eval_samples"):
             _positive_int(name, getattr(self, name))
         if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 0:
@@ -81,7 +95,13 @@ class Config:
             v = getattr(self, name)
             if not _is_number(v) or not math.isfinite(v) or v <= 0:
                 raise GankitError(f"{name} must be a positive number, got {v!r}")
-        for name in ("beta1", "beta2", "momentum"):
+        if not _is_number(self.lr_decay) or not (1.0 <= self.lr_decay < 2.0):
+            raise GankitError(f"lr_decay must be a number in [1, 2), got {self.lr_decay!r}")
+        if not _is_number(self.lr_min) or not math.isfinite(self.lr_min) or self.lr_min < 0:
+            raise GankitError(f"lr_min must be a number >= 0, got {self.lr_min!r}")
+        if not isinstance(self.momentum_ramp, int) or isinstance(self.momentum_ramp, bool) or self.momentum_ramp < 0:
+            raise GankitError(f"momentum_ramp must be a whole number >= 0, got {self.momentum_ramp!r}")
+        for name in ("beta1", "beta2", "momentum", "momentum_final"):
             v = getattr(self, name)
             if not _is_number(v) or not (0.0 <= v < 1.0):
                 raise GankitError(f"{name} must be a number in [0, 1), got {v!r}")
@@ -146,6 +166,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GankitError(f"config file {str(path)!r} must hold a mapping of option: value")
     return data
+
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The options of a shipped preset (``gankit/presets/NAME.yaml``)."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise GankitError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+    d = load_yaml(path)
+    Config.from_dict(d, source=f"preset {name!r}")
+    return d
 
 
 def load_config(path: str | Path) -> Config:

@@ -13,7 +13,7 @@ import torch
 from .config import Config
 from .errors import GankitError
 from .training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from .training.loop import sample_noise
+from .sampling import generate, interpolation_noise
 
 
 @dataclass
@@ -49,21 +49,13 @@ class Run:
         return G.to(device).eval(), D.to(device).eval(), int(ckpt["step"])
 
 
-def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int,
-             batch: int = 10_000) -> torch.Tensor:
-    """``n`` samples from G (eval mode, no gradient) with noise from ``seed``, on the CPU."""
-    device = next(G.parameters()).device
-    gen = torch.Generator(device).manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for s in range(0, n, batch):
-            out.append(G(sample_noise(min(batch, n - s), z_dim, noise, gen)).float().cpu())
-    return torch.cat(out)
+def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool = False) -> Path:
+    """Write samples of a run's generator to ``out``.
 
-
-def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0) -> Path:
-    """Write ``n`` samples of a run's generator to ``out``: ``.npy`` (n × data shape, data
-    space) or ``.png`` (1-D/2-D: the samples over the data density)."""
+    Images: ``.png`` a grid of ``n`` samples, ``.npy`` an array [n, C, H, W] of floats in
+    [0, 1]; with ``interpolate``, a latent walk (8 rows of 10 steps between random points).
+    1-D/2-D data: ``.npy`` [n, d] in data space, ``.png`` the samples over the data density.
+    """
     if n <= 0:
         raise GankitError(f"--n must be a whole number > 0, got {n}")
     out = Path(out)
@@ -73,16 +65,35 @@ def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0) -> Path
         raise GankitError(f"the folder of --out, {str(out.parent)!r}, does not exist")
     run = Run.open(run_path)
     G, D, step = run.load_models()
-    x = generate(G, n, run.config.z_dim, run.config.noise, seed)
+    cfg = run.config
+    image = len(G.out_shape) == 3
+    if interpolate:
+        rows, steps = 8, 10
+        z = interpolation_noise(rows, steps, cfg.z_dim, cfg.noise, seed)
+        x = generate(G, z.shape[0], cfg.z_dim, cfg.noise, seed, z=z)
+        n = z.shape[0]
+    else:
+        x = generate(G, n, cfg.z_dim, cfg.noise, seed)
+    if image:
+        lo, hi = getattr(G, "output_range", (-1.0, 1.0))
+        x01 = ((x - lo) / (hi - lo)).clamp(0, 1)
+        if out.suffix == ".npy":
+            np.save(out, x01.numpy())
+        else:
+            from .viz.grid import save_image
+            save_image(x01, out, nrow=10 if interpolate else None)
+        return out
+    if interpolate:
+        raise GankitError("--interpolate draws a latent walk of images; this run's data are not images")
     if out.suffix == ".npy":
         np.save(out, x.numpy())
         return out
     from .data import get_distribution
     from .viz.plots import plot_samples
-    dist = get_distribution(run.config.data)
+    dist = get_distribution(cfg.data)
     flat = x.reshape(n, -1).numpy().astype(np.float64)
     plot_samples(out, flat[np.isfinite(flat).all(1)], lambda p: dist.log_prob(p).numpy(), dist.bounds,
-                 title=f"{run.config.data}: {n} samples at step {step}")
+                 title=f"{cfg.data}: {n} samples at step {step}")
     return out
 
 

@@ -1,28 +1,52 @@
 """Model families: each name builds a (generator, discriminator) pair for a data shape.
 
-The discriminator always returns one logit per example, shape [n]; ``D(x) = sigmoid``
-of it. Register a new family by adding a builder ``(config, data_shape) -> (G, D)``.
+The discriminator always returns one logit per example, shape [n]; ``D(x) = sigmoid`` of
+it. A generator may declare ``output_range`` (e.g. (-1, 1) for tanh): image data are
+scaled to it. Register a new family by adding a builder ``(config, data_shape) -> (G, D)``.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
 from ..errors import GankitError
+from .dcgan import SIZES as DCGAN_SIZES
+from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
+from .paper_mnist import PaperMNISTDiscriminator, PaperMNISTGenerator
 
 
-def _build_mlp(cfg, data_shape):
-    g = MLPGenerator(cfg.z_dim, data_shape, hidden=cfg.hidden, depth=cfg.depth)
-    d = MLPDiscriminator(data_shape, hidden=cfg.hidden, depth=cfg.depth)
-    return g, d
+def _build_mlp(cfg, shape):
+    return (MLPGenerator(cfg.z_dim, shape, hidden=cfg.hidden, depth=cfg.depth),
+            MLPDiscriminator(shape, hidden=cfg.hidden, depth=cfg.depth))
+
+
+def _image_shape(name: str, shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise GankitError(f"model {name} needs image data (C×H×W); this data set has shape {tuple(shape)}; "
+                          "use --model mlp for low-dimensional data")
+    return tuple(shape)
+
+
+def _build_dcgan(cfg, shape):
+    c, h, w = _image_shape("dcgan", shape)
+    if h != w or h not in DCGAN_SIZES:
+        raise GankitError(f"model dcgan takes square images of {', '.join(map(str, DCGAN_SIZES))} pixels, "
+                          f"the data are {h}×{w}; pass --image-size N with --resize resize or center-crop")
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.width), DCGANDiscriminator(c, h, cfg.width))
+
+
+def _build_paper_mnist(cfg, shape):
+    _image_shape("mnist-paper", shape)
+    return PaperMNISTGenerator(cfg.z_dim, shape), PaperMNISTDiscriminator(shape)
 
 
 MODELS: dict[str, Callable] = {
     "mlp": _build_mlp,
+    "dcgan": _build_dcgan,
+    "mnist-paper": _build_paper_mnist,
 }
 
 
@@ -33,4 +57,5 @@ def build_models(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module
     return MODELS[cfg.model](cfg, tuple(data_shape))
 
 
-__all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator"]
+__all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator",
+           "DCGANDiscriminator", "PaperMNISTGenerator", "PaperMNISTDiscriminator"]

@@ -18,7 +18,8 @@ import torch
 
 from ..metrics import mode_stats
 from .checkpoint import save_checkpoint
-from .loop import Callback, GANTrainer, StepStats, sample_noise
+from ..sampling import generate
+from .loop import Callback, GANTrainer, StepStats
 
 
 def _due(step: int, every: int, until: int) -> bool:
@@ -69,15 +70,7 @@ class LowDimEvaluator(Callback):
         self.last_samples: np.ndarray | None = None
 
     def generate(self, G: torch.nn.Module) -> np.ndarray:
-        device = next(G.parameters()).device
-        gen = torch.Generator(device).manual_seed(self.seed)
-        was_training = G.training
-        G.eval()
-        with torch.no_grad():
-            chunks = [G(sample_noise(min(10_000, self.n - s), self.z_dim, self.noise, gen)).float().cpu()
-                      for s in range(0, self.n, 10_000)]
-        G.train(was_training)
-        return torch.cat(chunks).reshape(self.n, -1).numpy().astype(np.float64)
+        return generate(G, self.n, self.z_dim, self.noise, self.seed).reshape(self.n, -1).numpy().astype(np.float64)
 
     def evaluate(self, G) -> dict:
         x = self.generate(G)
@@ -200,3 +193,69 @@ class Checkpointer(Callback):
     def on_end(self, trainer, step) -> None:
         if step != self.last_saved:
             self.save(step)
+
+
+class ImageSampler(Callback):
+    """A grid from one fixed noise batch every ``every`` steps (``samples/step_NNNNNN.png``),
+    and at the end ``samples.png`` and ``losses.png``."""
+
+    def __init__(self, run_dir: Path, z_dim: int, noise: str, every: int, until: int, seed: int,
+                 value_range, metrics_rows: Callable[[], list], n: int = 64):
+        self.run_dir, self.z_dim, self.noise = Path(run_dir), z_dim, noise
+        self.every, self.until, self.seed, self.n = every, until, seed, n
+        self.value_range, self.metrics_rows = value_range, metrics_rows
+
+    def grid(self, G, path: Path) -> None:
+        from ..viz.grid import save_image
+        save_image(generate(G, self.n, self.z_dim, self.noise, self.seed), path, value_range=self.value_range)
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            self.grid(trainer.G, self.run_dir / "samples" / f"step_{step:06d}.png")
+
+    def on_end(self, trainer, step) -> None:
+        from ..viz.plots import plot_losses
+        self.grid(trainer.G, self.run_dir / "samples.png")
+        plot_losses(self.run_dir / "losses.png", self.metrics_rows())
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files in ``RUN/tensorboard``: every logged scalar, and at each
+    evaluation a sample grid (images) and histograms of D's outputs on real and fake data.
+    Active only when the ``tensorboard`` package is installed (``pip install gankit[tensorboard]``)."""
+
+    @classmethod
+    def create(cls, run_dir, every, until, seed, z_dim, noise, value_range):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return cls(SummaryWriter(str(Path(run_dir) / "tensorboard")), every, until, seed, z_dim, noise, value_range)
+
+    def __init__(self, writer, every, until, seed, z_dim, noise, value_range):
+        self.writer, self.every, self.until, self.seed = writer, every, until, seed
+        self.z_dim, self.noise, self.value_range = z_dim, noise, value_range
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        for k, v in row.items():
+            if k != "step" and isinstance(v, (int, float)) and v is not None:
+                self.writer.add_scalar(k, v, step)
+        if self.every and _due(step, self.every, self.until):
+            with torch.no_grad():
+                was = trainer.D.training
+                trainer.D.eval()
+                x = trainer.data.peek(256, torch.Generator(trainer.data_generator.device).manual_seed(self.seed))
+                fake = generate(trainer.G, x.shape[0], self.z_dim, self.noise, self.seed)
+                dev = next(trainer.D.parameters()).device
+                self.writer.add_histogram("D(x)/real", torch.sigmoid(trainer.D(x.to(dev))).float().cpu(), step)
+                self.writer.add_histogram("D(x)/fake", torch.sigmoid(trainer.D(fake.to(dev))).float().cpu(), step)
+                trainer.D.train(was)
+            if fake.ndim == 4:
+                from ..viz.grid import make_grid
+                self.writer.add_image("samples", make_grid(fake[:64], value_range=self.value_range), step,
+                                      dataformats="HWC")
+            self.writer.flush()
+
+    def on_end(self, trainer, step) -> None:
+        self.writer.close()

@@ -100,17 +100,21 @@ class GANTrainer:
     data_generator: torch.Generator
     noise_generator: torch.Generator
     step_count: int = 0
-    lr_factor: Callable[[int], float] | None = None  # step -> multiplier of the initial learning rates
+    # step -> {"lr_factor": multiplier of the initial learning rates, "momentum": SGD momentum}
+    schedule: Callable[[int], dict] | None = None
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
 
-    def _apply_lr_schedule(self) -> None:
-        """Learning rates are a pure function of the step, so resuming needs no scheduler state."""
-        f = self.lr_factor(self.step_count)
+    def _apply_schedule(self) -> None:
+        """Hyperparameters are a pure function of the step, so resuming needs no scheduler state."""
+        h = self.schedule(self.step_count)
         for opt, bases in zip((self.opt_d, self.opt_g), self._base_lrs):
             for group, base in zip(opt.param_groups, bases):
-                group["lr"] = base * f
+                if "lr_factor" in h:
+                    group["lr"] = max(base * h["lr_factor"], h.get("lr_min", 0.0))
+                if "momentum" in h and "momentum" in group:
+                    group["momentum"] = h["momentum"]
 
     def noise_batch(self, m: int) -> torch.Tensor:
         return sample_noise(m, self.z_dim, self.noise, self.noise_generator)
@@ -147,8 +151,8 @@ class GANTrainer:
     def step(self, with_grad_norms: bool = False) -> StepStats:
         """One outer iteration of Algorithm 1. Returns its statistics as tensors."""
         grad_norm_d = None
-        if self.lr_factor is not None:
-            self._apply_lr_schedule()
+        if self.schedule is not None:
+            self._apply_schedule()
         for _ in range(self.k):
             loss_d, real_logits, fake_logits = self.discriminator_step()
         if with_grad_norms:

@@ -24,18 +24,32 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import get_distribution, make_source
+from ..data import DistributionSource, make_source
 from ..errors import GankitError
 from ..models import build_models
-from .callbacks import Checkpointer, LowDimEvaluator, MetricsWriter, Progress, Stats
+from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsWriter, Progress, Stats,
+                        TensorBoardLogger)
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 from .loop import GANTrainer, run_loop
 
-def lr_factor(cfg: Config):
-    """The learning-rate multiplier at a step (0-based: the step about to be taken)."""
+def make_schedule(cfg: Config):
+    """Hyperparameters at a step (0-based: the step about to be taken), or None if constant.
+
+    ``linear``: learning rates fall linearly to 0 at ``steps``. ``exponential``: divided by
+    ``lr_decay`` each step, floored at ``lr_min`` (the paper's MNIST schedule). SGD momentum
+    rises linearly from ``momentum`` to ``momentum_final`` over ``momentum_ramp`` steps.
+    """
+    parts = []
     if cfg.lr_schedule == "linear":
-        return lambda step: max(0.0, 1.0 - step / cfg.steps)
-    return None
+        parts.append(lambda t: {"lr_factor": max(0.0, 1.0 - t / cfg.steps)})
+    elif cfg.lr_schedule == "exponential":
+        parts.append(lambda t: {"lr_factor": cfg.lr_decay ** (-t), "lr_min": cfg.lr_min})
+    if cfg.optimizer == "sgd" and cfg.momentum_ramp > 0:
+        parts.append(lambda t: {"momentum": cfg.momentum + (cfg.momentum_final - cfg.momentum)
+                                * min(1.0, t / cfg.momentum_ramp)})
+    if not parts:
+        return None
+    return lambda t: {k: v for p in parts for k, v in p(t).items()}
 
 
 RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "device")
@@ -167,8 +181,10 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     torch.manual_seed(seeds["init"])
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    source = make_source(cfg.data, device)
+    source = make_source(cfg, device)
     G, D = build_models(cfg, source.shape)
+    if len(source.shape) == 3:
+        source.value_range = getattr(G, "output_range", (-1.0, 1.0))
     G.to(device)
     D.to(device)
     opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg)
@@ -178,7 +194,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         "noise": torch.Generator(device).manual_seed(seeds["noise"]),
     }
     trainer = GANTrainer(G, D, opt_g, opt_d, source, cfg.loss, cfg.k, cfg.batch_size, cfg.z_dim,
-                         cfg.noise, gens["data"], gens["noise"], lr_factor=lr_factor(cfg))
+                         cfg.noise, gens["data"], gens["noise"], schedule=make_schedule(cfg))
     elapsed_before = 0.0
     metrics_path = run_dir / "metrics.jsonl"
     if ckpt is not None:
@@ -201,10 +217,17 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     writer = MetricsWriter(metrics_path)
     writer.rows = rows
     callbacks = [stats]
-    if len(source.shape) == 1 and source.shape[0] <= 2:
+    if isinstance(source, DistributionSource) and source.shape[0] <= 2:
         callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise,
                                          cfg.eval_samples, cfg.eval_every, cfg.steps, seeds["eval"],
                                          lambda: writer.rows))
+    elif len(source.shape) == 3:
+        callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],
+                                      source.value_range, lambda: writer.rows))
+    tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
+                                  getattr(source, "value_range", None))
+    if tb is not None:
+        callbacks.append(tb)
 
     def payload() -> dict:
         return {

@@ -1,0 +1,233 @@
+"""Image files and arrays into memory: IDX (MNIST family), folders of pictures, .npy/.npz
+arrays, CIFAR-10 python batches, and random "fake" images.
+
+Every loader returns a uint8 array of shape [N, C, H, W] (C = 1 or 3), the layout and range
+gankit keeps images in while training (converted to float per minibatch, see
+:class:`ImageSource`). Every problem with a user's file is a :class:`GankitError` naming
+the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GankitError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+RESIZE_POLICIES = ("none", "resize", "center-crop")
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+# ----------------------------------------------------------------------------- IDX
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (gzipped or not) as a numpy array, its header checked against its size."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise GankitError(f"{path}: cannot read the IDX file ({exc}); it is damaged or truncated") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise GankitError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise GankitError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise GankitError(f"{path}: truncated or padded IDX file: header says {dims} "
+                          f"({expected} bytes of data), the file holds {len(raw) - header}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> None:
+    """Write a uint8 array as IDX (gzipped when the name ends in .gz). Used by tests and caches."""
+    path = Path(path)
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    data = struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+    if compress if compress is not None else path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+
+
+def load_idx_dir(directory: str | Path, split: str = "train") -> np.ndarray:
+    """The images of an MNIST-style folder: ``{train,t10k}-images-idx3-ubyte[.gz]``."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise GankitError(f"IDX folder {str(d)!r} does not exist or is not a folder")
+    stem = {"train": "train", "test": "t10k"}[split]
+    for name in (f"{stem}-images-idx3-ubyte.gz", f"{stem}-images-idx3-ubyte", f"{stem}-images.idx3-ubyte"):
+        if (d / name).is_file():
+            images = read_idx(d / name)
+            break
+    else:
+        raise GankitError(f"{d}: no {stem}-images-idx3-ubyte[.gz] file in this folder")
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise GankitError(f"{d / name}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}")
+    return images[:, None]
+
+
+# ----------------------------------------------------------------------------- arrays
+def to_nchw_uint8(a: np.ndarray, source: str) -> np.ndarray:
+    """Validate an image array and bring it to uint8 [N, C, H, W].
+
+    Accepts [N, H, W], [N, H, W, C] and [N, C, H, W] with C in {1, 3}; uint8 (0..255) or
+    float in [0, 1] (rounded to 256 levels).
+    """
+    if a.dtype.kind not in "uif":
+        raise GankitError(f"{source}: images must be uint8 or float, got dtype {a.dtype}")
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4:
+        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+            a = a.transpose(0, 3, 1, 2)
+        elif a.shape[1] not in (1, 3):
+            raise GankitError(f"{source}: cannot find a channel axis of size 1 or 3 in shape {a.shape}")
+    else:
+        raise GankitError(f"{source}: images must have rank 3 (N,H,W) or 4 (N,H,W,C / N,C,H,W), "
+                          f"got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise GankitError(f"{source}: the array holds no images")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise GankitError(f"{source}: the array contains NaN or Inf")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            raise GankitError(f"{source}: float images must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]")
+        a = np.rint(a * 255)
+    elif a.dtype != np.uint8:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise GankitError(f"{source}: integer images must lie in 0..255, found {lo}..{hi}")
+    return np.ascontiguousarray(a.astype(np.uint8))
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """Images from ``.npy`` or ``.npz`` (the key ``images``, ``x``, ``arr_0``, or the only one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GankitError(f"array file {str(path)!r} does not exist")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise GankitError(f"{path}: not a readable .npy/.npz file ({str(exc).splitlines()[0]})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise GankitError(f"{path}: several arrays ({', '.join(keys)}) and none named images, x or arr_0")
+            try:
+                a = loaded[key]
+            except (ValueError, OSError, EOFError) as exc:
+                raise GankitError(f"{path}: array {key!r} cannot be read ({exc})") from None
+    else:
+        a = loaded
+    return to_nchw_uint8(np.asarray(a), str(path))
+
+
+# ----------------------------------------------------------------------------- folders
+def _fit(img, size: int, policy: str):
+    from PIL import Image
+
+    if policy == "resize":
+        return img.resize((size, size), Image.BICUBIC)
+    if policy == "center-crop":
+        w, h = img.size
+        s = size / min(w, h)
+        img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+        w, h = img.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return img.crop((left, top, left + size, top + size))
+    return img
+
+
+def load_folder(directory: str | Path, size: int = 0, policy: str = "none", channels: int = 0) -> np.ndarray:
+    """All PNG/JPEG/BMP files under ``directory`` (recursively), sorted by path.
+
+    ``channels``: 1 (grayscale), 3 (RGB) or 0 (RGB if any image has colour, else grayscale).
+    ``policy``: ``none`` (all images must already share one size), ``resize`` (to size×size,
+    ignoring aspect) or ``center-crop`` (shorter side to ``size``, then the centre square).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise GankitError(f"image folder {str(d)!r} does not exist or is not a folder")
+    if policy not in RESIZE_POLICIES:
+        raise GankitError(f"resize policy must be one of {', '.join(RESIZE_POLICIES)}, got {policy!r}")
+    if policy != "none" and size <= 0:
+        raise GankitError(f"resize policy {policy!r} needs a target size (--image-size)")
+    files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise GankitError(f"image folder {str(d)!r} holds no PNG, JPEG or BMP files")
+    images = []
+    colour = False
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                mode = "RGB" if im.mode not in ("L", "1", "I", "I;16", "F", "LA") else "L"
+                colour |= mode == "RGB"
+                images.append(_fit(im.convert(mode), size, policy))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise GankitError(f"{f}: not a readable image ({str(exc).splitlines()[0] or type(exc).__name__}); "
+                              "remove or replace it") from None
+    mode = {1: "L", 3: "RGB"}.get(channels, "RGB" if colour else "L")
+    sizes = {im.size for im in images}
+    if len(sizes) > 1:
+        raise GankitError(f"{d}: images of {len(sizes)} different sizes (e.g. {sorted(sizes)[:3]}); choose a "
+                          "resize policy (--resize resize or --resize center-crop) and --image-size")
+    arr = np.stack([np.asarray(im.convert(mode), dtype=np.uint8) for im in images])
+    return to_nchw_uint8(arr, str(d))
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: CIFAR batches and the MNIST pickle
+    are pickles, and an unrestricted unpickler would run whatever code a file names."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("builtins", "bytes")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def safe_unpickle(data: bytes, source: str):
+    try:
+        return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 - any failure means a bad file
+        raise GankitError(f"{source}: not a readable pickle of arrays ({exc})") from None
+
+
+def load_cifar10(directory: str | Path, split: str = "train") -> np.ndarray:
+    """CIFAR-10 python batches (``data_batch_1..5`` or ``test_batch``) as uint8 [N, 3, 32, 32]."""
+    d = Path(directory)
+    if (d / "cifar-10-batches-py").is_dir():
+        d = d / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    found = [d / n for n in names if (d / n).is_file()]
+    if not found:
+        raise GankitError(f"{d}: no CIFAR-10 python batches ({names[0]} ...) in this folder")
+    parts = []
+    for f in found:
+        batch = safe_unpickle(f.read_bytes(), str(f))
+        data = batch.get(b"data") if isinstance(batch, dict) else None
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+            raise GankitError(f"{f}: not a CIFAR-10 batch (expected 'data' of shape [N, 3072])")
+        parts.append(data.reshape(-1, 3, 32, 32))
+    return to_nchw_uint8(np.concatenate(parts), str(d))

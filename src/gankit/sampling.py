@@ -1,0 +1,44 @@
+"""Drawing from a generator: batched, without gradients, in eval mode, from a seeded stream."""
+
+from __future__ import annotations
+
+import torch
+
+from .training.loop import sample_noise
+
+
+def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,
+             z: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` samples of G as float32 on the CPU: noise from ``seed`` (or the given ``z``).
+
+    G runs in eval mode (BatchNorm uses running statistics, dropout is off); its mode is
+    restored afterwards, and no training random stream is touched.
+    """
+    device = next(G.parameters()).device
+    if z is None:
+        gen = torch.Generator(device).manual_seed(seed)
+        z = torch.cat([sample_noise(min(batch, n - s), z_dim, noise, gen) for s in range(0, n, batch)])
+    was = G.training
+    G.eval()
+    try:
+        with torch.no_grad():
+            out = [G(z[s:s + batch].to(device)).float().cpu() for s in range(0, z.shape[0], batch)]
+    finally:
+        G.train(was)
+    return torch.cat(out)
+
+
+def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int) -> torch.Tensor:
+    """Noise for a latent walk: ``rows`` pairs of random endpoints, ``steps`` points between
+    each (spherical interpolation for a normal prior, straight lines for a uniform one)."""
+    gen = torch.Generator().manual_seed(seed)
+    a, b = sample_noise(rows, z_dim, noise, gen), sample_noise(rows, z_dim, noise, gen)
+    t = torch.linspace(0, 1, steps)[None, :, None]
+    if noise == "normal":
+        cos = (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
+        omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]
+        so = torch.sin(omega)
+        z = (torch.sin((1 - t) * omega) / so) * a[:, None] + (torch.sin(t * omega) / so) * b[:, None]
+    else:
+        z = (1 - t) * a[:, None] + t * b[:, None]
+    return z.reshape(rows * steps, z_dim)

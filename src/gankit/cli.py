@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from . import __version__
 from .config import Config, load_preset, load_yaml, preset_names
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="FILE",
                    help=".npy (N × data shape; images as floats in [0, 1]) or .png (a grid, or a scatter for 1-D/2-D)")
     s.add_argument("--interpolate", action="store_true", help="a latent-space walk between random points (images)")
+
+    th = sub.add_parser("theory", help="show the paper's theory numerically: D*, C(G) = -log 4 + 2 JSD, Figure 1",
+                        description="Runs the theory experiments on 1-D data with known densities and writes "
+                                    "figures and theory.json into --out.")
+    th.add_argument("--out", default="theory", metavar="DIR", help="output folder (default: ./theory)")
+    th.add_argument("--experiment", nargs="+", default=None, metavar="NAME",
+                    help="which: optimal-d, figure1, saturation, k (default: all)")
+    th.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    th.add_argument("--json", action="store_true", help="print the results as JSON")
 
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
@@ -140,7 +150,31 @@ def _cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info}
+def _cmd_theory(args) -> int:
+    from .theory.experiments import EXPERIMENTS, run_theory
+
+    chosen = args.experiment or list(EXPERIMENTS)
+    bad = [e for e in chosen if e not in EXPERIMENTS]
+    if bad:
+        raise GankitError(f"unknown experiment {bad[0]!r}; choose from: {', '.join(EXPERIMENTS)}")
+    if args.seed < 0:
+        raise GankitError(f"--seed must be >= 0, got {args.seed}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise GankitError(f"--out {str(out)!r} exists and is not a folder")
+    results = run_theory(out, chosen, seed=args.seed)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for name, r in results.items():
+        verdict = {True: "PASS", False: "FAIL"}.get(r.get("pass"), "")
+        keys = [k for k, v in r.items() if isinstance(v, float) and k != "seconds"]
+        print(f"{name:11s} {verdict:4s} " + ", ".join(f"{k}={r[k]:.4g}" for k in keys) + f"  ({r['seconds']:.0f} s)")
+    print(f"figures and theory.json in {out}")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

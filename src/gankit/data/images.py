@@ -199,7 +199,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "bytes")}
+               ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"),
+               ("_codecs", "encode")}  # how protocol-2 pickles spell bytes
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:

@@ -138,9 +138,10 @@ def download(spec: NamedDataset, dest: Path, timeout: float = 30.0) -> list[str]
                 os.replace(tmp, target)
                 ok = True
                 break
+            except urllib.error.HTTPError as exc:
+                problems.append(f"{url}: HTTP {exc.code} {exc.reason}")
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                problems.append(f"{url}: {reason}")
+                problems.append(f"{url}: {getattr(exc, 'reason', exc)}")
             finally:
                 if tmp.exists():
                     tmp.unlink()

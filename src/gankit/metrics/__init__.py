@@ -1,5 +1,10 @@
-"""Metrics: pure functions over samples or features."""
+"""Metrics: pure functions over samples or features (one file per metric)."""
 
+from .frechet import feature_statistics, fid_from_features, frechet_distance
+from .kid import kid
 from .modes import mode_stats, reverse_kl_uniform
+from .parzen import parzen_log_likelihoods, parzen_score
+from .precision_recall import precision_recall
 
-__all__ = ["mode_stats", "reverse_kl_uniform"]
+__all__ = ["mode_stats", "reverse_kl_uniform", "frechet_distance", "feature_statistics", "fid_from_features",
+           "kid", "precision_recall", "parzen_score", "parzen_log_likelihoods"]

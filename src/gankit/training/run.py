@@ -172,11 +172,6 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
             if any(run_dir.iterdir()):
                 raise GankitError(f"--out {str(run_dir)!r} is a non-empty directory; choose a new or empty one")
         ckpt = None
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GankitError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
-
     seeds = derive_seeds(cfg.seed)
     torch.manual_seed(seeds["init"])
     random.seed(cfg.seed)
@@ -187,6 +182,10 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
     G.to(device)
     D.to(device)
+    try:  # only now, with data and models in hand, does the run directory appear
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GankitError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
     opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg)
     opt_d = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg)
     gens = {

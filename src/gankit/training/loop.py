@@ -132,6 +132,8 @@ class GANTrainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        if hasattr(self.D, "post_step"):  # a constraint of the model (e.g. max-norm)
+            self.D.post_step()
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
 
     def generator_step(self) -> torch.Tensor:
@@ -146,6 +148,8 @@ class GANTrainer:
         finally:
             self.D.requires_grad_(True)
         self.opt_g.step()
+        if hasattr(self.G, "post_step"):
+            self.G.post_step()
         return loss_g.detach()
 
     def step(self, with_grad_norms: bool = False) -> StepStats:

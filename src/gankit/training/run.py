@@ -180,6 +180,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     G, D = build_models(cfg, source.shape)
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
+        if hasattr(G, "init_from_data") and hasattr(source, "data") and ckpt is None:
+            G.init_from_data(source.data.float().mean(0) / 255)
     G.to(device)
     D.to(device)
     try:  # only now, with data and models in hand, does the run directory appear

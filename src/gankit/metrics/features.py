@@ -110,6 +110,19 @@ def cache_dir(data_dir: str | None = None) -> Path:
     return cache_root(data_dir) / "features"
 
 
+def _fit_classifier(model, xt, y, g, epochs: int) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=g)
+        for s in range(0, len(xt) - 127, 128):
+            idx = perm[s:s + 128]
+            loss = nn.functional.cross_entropy(model(xt[idx].float() / 255), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
 def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2, seed: int = 0) -> ClassifierExtractor:
     """Train (or load from the cache) the domain classifier of a labelled named data set."""
     from ..data import load_images
@@ -121,25 +134,19 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     path = cache_dir(data_dir) / f"classifier-{dataset}-e{epochs}-s{seed}.pt"
     x, _ = load_images(dataset, "train", data_dir)
     c, size = x.shape[1], x.shape[2]
-    model = SmallClassifier(c, size)
     if path.is_file():
+        with torch.random.fork_rng():
+            model = SmallClassifier(c, size)
         state = torch.load(path, weights_only=True)
         model.load_state_dict(state["model"])
         return ClassifierExtractor(model, dataset, float(state["accuracy"]))
     y = torch.from_numpy(resolve_labels(dataset, "train", data_dir))
     xt = torch.from_numpy(x)
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=g)
-        for s in range(0, len(xt) - 127, 128):
-            idx = perm[s:s + 128]
-            loss = nn.functional.cross_entropy(model(xt[idx].float() / 255), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    with torch.random.fork_rng():  # leave the caller's global random stream as it was
+        torch.manual_seed(seed)
+        model = SmallClassifier(c, size)
+        _fit_classifier(model, xt, y, g, epochs)
     model.eval()
     xs, _ = load_images(dataset, "test", data_dir)
     ys = torch.from_numpy(resolve_labels(dataset, "test", data_dir))

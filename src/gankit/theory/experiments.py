@@ -40,13 +40,16 @@ class Setup:
 
 
 def _setup(seed: int, scale: float, shift: float, loss: str = "nonsaturating", k: int = 1,
-           lr_d: float = 1e-3, lr_g: float = 1e-3, batch: int = 512, hidden: int = 64) -> Setup:
+           lr_d: float = 1e-3, lr_g: float = 1e-3, batch: int = 512, hidden: int = 64,
+           g_optimizer: str = "adam") -> Setup:
     torch.manual_seed(seed)
     p_data = get_distribution("gaussian1d")
     G = AffineGenerator(1, 1, scale, shift)
     D = MLPDiscriminator((1,), hidden=hidden, depth=2)
+    opt_g = (torch.optim.Adam(G.parameters(), lr=lr_g, betas=(0.5, 0.999)) if g_optimizer == "adam"
+             else torch.optim.SGD(G.parameters(), lr=lr_g, momentum=0.5))
     trainer = GANTrainer(
-        G, D, torch.optim.Adam(G.parameters(), lr=lr_g, betas=(0.5, 0.999)),
+        G, D, opt_g,
         torch.optim.Adam(D.parameters(), lr=lr_d, betas=(0.5, 0.999)),
         DistributionSource(p_data, torch.device("cpu")), loss, k, batch, 1, "normal",
         torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2))
@@ -116,25 +119,32 @@ def exp_optimal_d(out: Path, seed: int = 0, steps: int = 4000) -> dict:
     }
 
 
-def exp_figure1(out: Path, seed: int = 0, steps: int = 3000) -> dict:
-    """Theorem 1's global optimum, reached: G and D trained together until p_g = p_data
-    and D = 1/2; the paper's Figure 1 (a)–(d) redrawn from snapshots of the run."""
-    s = _setup(seed, scale=1.5, shift=-1.0, lr_g=2e-3, lr_d=2e-3)
-    train_discriminator(s, 300, lr=2e-3)
+def _train_together(s: Setup, steps: int, lr: float, every: int = 50, marks=(),
+                    lr_g: float | None = None) -> tuple[list, list]:
+    """Algorithm 1 with both learning rates decaying linearly to 0; the JSD every ``every``
+    steps and snapshots (p_g, D, G's parameters) at the steps in ``marks``."""
     snaps, curve = [], []
-    marks = {0, steps // 6, steps // 2, steps}
     for t in range(steps + 1):
         if t in marks:
             snaps.append({"step": t, "law": s.G.law(), "d": _d_of(s.D)(np.linspace(*BOUNDS[0], 2001)),
                           "a": float(s.G.A.item()), "b": float(s.G.b.item())})
-        if t % 50 == 0:
+        if t % every == 0 or t == steps:
             curve.append((t, _jsd(s)))
         if t == steps:
             break
         f = 1 - t / steps
-        _set_lr(s.trainer.opt_d, 2e-3 * f)
-        _set_lr(s.trainer.opt_g, 2e-3 * f)
+        _set_lr(s.trainer.opt_d, lr * f)
+        _set_lr(s.trainer.opt_g, (lr if lr_g is None else lr_g) * f)
         s.trainer.step()
+    return snaps, curve
+
+
+def exp_figure1(out: Path, seed: int = 0, steps: int = 4000, lr: float = 5e-3) -> dict:
+    """Theorem 1's global optimum, reached: G and D trained together until p_g = p_data
+    and D = 1/2; the paper's Figure 1 (a)–(d) redrawn from snapshots of the run."""
+    s = _setup(seed, scale=1.5, shift=-1.0, lr_g=lr, lr_d=lr)
+    train_discriminator(s, 300, lr=lr)
+    snaps, curve = _train_together(s, steps, lr, marks={0, steps // 8, steps // 3, steps})
     p_g = s.G.law()
     region = _region(s.p_data, p_g)
     d = _d_of(s.D)(region)
@@ -150,8 +160,13 @@ def exp_figure1(out: Path, seed: int = 0, steps: int = 3000) -> dict:
     }
 
 
-def exp_saturation(out: Path, seed: int = 0, steps: int = 1500) -> dict:
-    """Why the non-saturating loss exists: the minimax gradient vanishes when D rejects G."""
+def exp_saturation(out: Path, seed: int = 0, steps: int = 2000, lr: float = 5e-3, lr_g: float = 0.05) -> dict:
+    """Why the non-saturating loss exists: the minimax gradient vanishes when D rejects G.
+
+    G takes plain gradient steps (SGD with momentum 0.5, as in the paper): with Adam, whose
+    steps do not depend on the gradient's scale, a vanishing gradient is rescaled back up and
+    the stall this experiment shows does not appear in the same way.
+    """
     dg = np.logspace(-5, math.log10(1 - 1e-5), 400)
     f = torch.tensor(np.log(dg) - np.log1p(-dg), requires_grad=True)
     grads = {}
@@ -160,20 +175,12 @@ def exp_saturation(out: Path, seed: int = 0, steps: int = 1500) -> dict:
         grads[kind] = g.abs().numpy()
     curves, summary = {}, {}
     for kind in ("minimax", "nonsaturating"):
-        s = _setup(seed, scale=0.5, shift=-4.0, loss=kind)
-        train_discriminator(s, 500)          # D first learns to reject G confidently
-        curve, first_below, d_fake0 = [], None, None
-        for t in range(steps + 1):
-            if t % 25 == 0:
-                j = _jsd(s)
-                curve.append((t, j))
-                if first_below is None and j < 0.05:
-                    first_below = t
-            if t == steps:
-                break
-            stats = s.trainer.step()
-            if t == 0:
-                d_fake0 = float(stats.d_fake)
+        s = _setup(seed, scale=0.5, shift=-4.0, loss=kind, lr_g=lr_g, lr_d=lr, g_optimizer="sgd")
+        train_discriminator(s, 500, lr=lr)   # D first learns to reject G confidently
+        with torch.no_grad():
+            d_fake0 = float(torch.sigmoid(s.D(s.G(torch.randn(4096, 1)))).mean())
+        _, curve = _train_together(s, steps, lr, every=25, lr_g=lr_g)
+        first_below = next((t for t, j in curve if j < 0.05), None)
         curves[kind] = curve
         summary[kind] = {"initial_mean_D_of_G": d_fake0, "final_jsd": curve[-1][1],
                          "first_step_jsd_below_0.05": first_below}
@@ -181,23 +188,23 @@ def exp_saturation(out: Path, seed: int = 0, steps: int = 1500) -> dict:
     plot_saturation(out / "saturation_gradients.png", dg, grads)
     plot_curves(out / "saturation_runs.png", {f"{k} G loss": v for k, v in curves.items()},
                 "generator step", "JSD(p_data ‖ p_g) (nats)", log=True)
-    i = int(np.argmin(np.abs(dg - 1e-3)))
-    return {"grad_at_D_of_G_1e-3": {k: float(v[i]) for k, v in grads.items()}, "runs": summary, "steps": steps,
+    at = {}
+    for kind in ("minimax", "nonsaturating"):
+        f0 = torch.tensor([math.log(1e-3) - math.log1p(-1e-3)], dtype=torch.float64, requires_grad=True)
+        (g0,) = torch.autograd.grad(objectives.generator_loss(f0, kind), f0)
+        at[kind] = float(g0.abs())
+    return {"grad_at_D_of_G_1e-3": at, "runs": summary, "steps": steps,
+            "g_optimizer": f"SGD lr {lr_g}, momentum 0.5", "d_optimizer": f"Adam lr {lr}",
             "pass": bool(summary["nonsaturating"]["final_jsd"] < summary["minimax"]["final_jsd"])}
 
 
-def exp_k(out: Path, seed: int = 0, steps: int = 1500) -> dict:
+def exp_k(out: Path, seed: int = 0, steps: int = 3000, lr: float = 5e-3) -> dict:
     """The effect of k (discriminator steps per generator step) on the same problem."""
     curves, summary = {}, {}
     for k in (1, 2, 5):
-        s = _setup(seed, scale=1.5, shift=-1.0, k=k)
+        s = _setup(seed, scale=1.5, shift=-1.0, k=k, lr_g=lr, lr_d=lr)
         t0 = time.perf_counter()
-        curve = []
-        for t in range(steps + 1):
-            if t % 25 == 0:
-                curve.append((t, _jsd(s)))
-            if t < steps:
-                s.trainer.step()
+        _, curve = _train_together(s, steps, lr, every=25)
         curves[f"k = {k}"] = curve
         below = next((t for t, j in curve if j < 0.01), None)
         summary[str(k)] = {"final_jsd": curve[-1][1], "first_step_jsd_below_0.01": below,

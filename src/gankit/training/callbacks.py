@@ -172,12 +172,36 @@ class Progress(Callback):
             self.bar.close()
 
 
-class Checkpointer(Callback):
-    """Saves every ``every`` steps and at the end (atomically; the newest ``keep`` are kept)."""
+class MetricsEvaluator(Callback):
+    """Scores G with ``evaluate.Scorer`` at every evaluation and adds the numbers to the row."""
 
-    def __init__(self, run_dir: Path, every: int, payload: Callable[[], dict], keep: int = 3):
+    def __init__(self, scorer, every: int, until: int):
+        self.scorer, self.every, self.until = scorer, every, until
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+            row.setdefault("step", step)
+            row.update({k: v for k, v in self.scorer.score(trainer.G).items() if k != "num_modes"})
+
+
+class Checkpointer(Callback):
+    """Saves every ``every`` steps and at the end (atomically; the newest ``keep`` are kept);
+    with ``best_metric``, also ``checkpoints/best.pt`` whenever that metric improves."""
+
+    def __init__(self, run_dir: Path, every: int, payload: Callable[[], dict], keep: int = 3,
+                 best_metric: str = "", lower_is_better: bool = True, best_so_far: float | None = None):
         self.run_dir, self.every, self.payload, self.keep = Path(run_dir), every, payload, keep
         self.last_saved = -1
+        self.best_metric, self.lower, self.best = best_metric, lower_is_better, best_so_far
+
+    def _maybe_best(self, step: int, row: dict) -> None:
+        v = row.get(self.best_metric) if self.best_metric else None
+        if v is None or not np.isfinite(v):
+            return
+        if self.best is None or (v < self.best if self.lower else v > self.best):
+            self.best = v
+            save_checkpoint(self.run_dir, {**self.payload(), "best": {"metric": self.best_metric, "value": v}},
+                            name="best.pt")
 
     def on_start(self, trainer) -> None:
         self.last_saved = trainer.step_count
@@ -185,6 +209,7 @@ class Checkpointer(Callback):
     def on_step_end(self, trainer, step, stats, row) -> None:
         if step % self.every == 0:
             self.save(step)
+        self._maybe_best(step, row)
 
     def save(self, step: int) -> None:
         save_checkpoint(self.run_dir, self.payload(), keep=self.keep)

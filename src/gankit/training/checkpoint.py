@@ -86,15 +86,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3) -> Path:
-    """Write ``payload`` as ``RUN/checkpoints/step_NNNNNN.pt`` and keep the newest ``keep``."""
+def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name: str | None = None) -> Path:
+    """Write ``payload`` as ``RUN/checkpoints/step_NNNNNN.pt`` and keep the newest ``keep``
+    (or, with ``name``, as ``RUN/checkpoints/NAME``, outside the rotation)."""
     ckpt_dir = Path(run_dir) / CKPT_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
     buf = io.BytesIO()
     torch.save(payload, buf)
-    path = ckpt_dir / checkpoint_name(int(payload["step"]))
+    path = ckpt_dir / (name or checkpoint_name(int(payload["step"])))
     atomic_write_bytes(path, buf.getvalue())
+    if name:
+        return path
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -27,8 +27,9 @@ from ..config import Config
 from ..data import DistributionSource, make_source
 from ..errors import GankitError
 from ..models import build_models
-from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsWriter, Progress, Stats,
-                        TensorBoardLogger)
+from ..evaluate import LOWER_IS_BETTER, Scorer, parse_metrics
+from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
+                        Stats, TensorBoardLogger)
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 from .loop import GANTrainer, run_loop
 
@@ -133,6 +134,13 @@ def _stop_on_signals():
             signal.signal(sig, h)
 
 
+def _best_so_far(run_dir: Path) -> float | None:
+    p = Path(run_dir) / "checkpoints" / "best.pt"
+    if not p.is_file():
+        return None
+    return float(load_checkpoint(p)["best"]["value"])
+
+
 def _read_rows(path: Path, upto: int | None = None) -> list[dict]:
     rows = []
     if path.exists():
@@ -184,6 +192,15 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
             G.init_from_data(source.data.float().mean(0) / 255)
     G.to(device)
     D.to(device)
+    extra = [m for m in parse_metrics(cfg.metrics)
+             if not (m == "modes" and isinstance(source, DistributionSource) and source.distribution.mode_benchmark)]
+    if cfg.best_metric:
+        produced = set(extra) | ({"precision", "recall"} if "pr" in extra else set())
+        if isinstance(source, DistributionSource) and source.distribution.mode_benchmark:
+            produced |= {"modes", "high_quality", "reverse_kl"}
+        if cfg.best_metric not in produced:
+            raise GankitError(f"best_metric {cfg.best_metric} is not computed by this run; add it to --metrics")
+    scorer = Scorer(cfg, source.shape, extra, cfg.eval_samples, seed=seeds["eval"]) if extra else None
     try:  # only now, with data and models in hand, does the run directory appear
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -225,6 +242,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     elif len(source.shape) == 3:
         callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],
                                       source.value_range, lambda: writer.rows))
+    if scorer is not None:
+        callbacks.append(MetricsEvaluator(scorer, cfg.eval_every, cfg.steps))
     tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
                                   getattr(source, "value_range", None))
     if tb is not None:
@@ -243,7 +262,9 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         }
 
     callbacks += [writer, Progress(cfg.steps, enabled=progress),
-                  Checkpointer(run_dir, cfg.checkpoint_every, payload)]
+                  Checkpointer(run_dir, cfg.checkpoint_every, payload, best_metric=cfg.best_metric,
+                               lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
+                               best_so_far=_best_so_far(run_dir))]
     with _stop_on_signals() as should_stop:
         step = run_loop(trainer, cfg.steps, callbacks, should_stop=should_stop)
         interrupted = should_stop()

@@ -1,0 +1,68 @@
+"""gankit eval: what it scores, with which features, and what it refuses."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gankit.cli import main
+from gankit.evaluate import evaluate_run, parse_metrics
+from gankit.errors import GankitError
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ev") / "ring"
+    assert main(["train", "--out", str(out), "--steps", "200", "--hidden", "32", "--depth", "2",
+                 "--batch-size", "64", "--eval-every", "0", "--quiet"]) == 0
+    return out
+
+
+def test_eval_toy_modes_and_raw_fid(toy_run, capsys):
+    assert main(["eval", str(toy_run), "--json", "--n", "1000"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["step"] == 200 and r["n"] == 1000 and r["num_modes"] == 8
+    assert 0 <= r["modes"] <= 8 and 0 <= r["high_quality"] <= 1 and r["fid"] >= 0
+    assert r["fid_kind"] == "Fréchet distance on raw values"
+    assert json.loads((toy_run / "eval.json").read_text())["fid"] == r["fid"]
+
+
+def test_eval_is_reproducible(toy_run):
+    a = evaluate_run(toy_run, ["modes", "fid", "kid", "pr"], n=600, write=False)
+    b = evaluate_run(toy_run, ["modes", "fid", "kid", "pr"], n=600, write=False)
+    for k in ("modes", "high_quality", "fid", "kid", "precision", "recall"):
+        assert a[k] == b[k]
+
+
+def test_eval_refusals(toy_run, tmp_path, capsys):
+    for argv, expect in ((["--metrics", "parzen"], "parzen is an image metric"),
+                         (["--metrics", "inception_score"], "unknown metric"),
+                         (["--n", "1"], "at least 2")):
+        assert main(["eval", str(toy_run), *argv]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and len(err.strip().splitlines()) == 1
+    spiral = tmp_path / "sp"
+    assert main(["train", "--data", "spiral", "--out", str(spiral), "--steps", "2", "--hidden", "8", "--quiet"]) == 0
+    with pytest.raises(GankitError, match="modes metric applies to the mode benchmarks"):
+        evaluate_run(spiral, ["modes"], n=100)
+
+
+def test_eval_images_raw_features(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.integers(0, 256, (64, 28, 28), dtype=np.uint8))
+    out = tmp_path / "img"
+    assert main(["train", "--data", f"npz:{tmp_path / 'x.npy'}", "--model", "dcgan", "--width", "8",
+                 "--z-dim", "8", "--batch-size", "16", "--steps", "3", "--out", str(out), "--quiet"]) == 0
+    # 64 reference images and raw 784-d pixels: too few for a Fréchet distance -> a refusal.
+    with pytest.raises(GankitError, match="more samples than feature dimensions"):
+        evaluate_run(out, ["fid"], n=100, extractor="raw")
+    r = evaluate_run(out, ["kid", "pr"], n=100, extractor="raw")
+    # KID is unbiased, so near 0 it can be slightly negative; its spread is reported beside it.
+    assert np.isfinite(r["kid"]) and r["kid_std"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
+    assert r["reference"].startswith(f"npz:{tmp_path / 'x.npy'} train")
+
+
+def test_parse_metrics():
+    assert parse_metrics("fid, kid") == ["fid", "kid"]
+    with pytest.raises(GankitError):
+        parse_metrics("fid,is")

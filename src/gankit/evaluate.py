@@ -26,7 +26,7 @@ import torch
 
 from .config import Config
 from .errors import GankitError
-from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall
+from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall, reverse_kl_uniform
 from .sampling import generate
 
 METRICS = ("modes", "fid", "kid", "pr", "parzen")
@@ -145,6 +145,13 @@ class Scorer:
             if "pr" in self.metrics:
                 pr = precision_recall(real[:5000], fake[:5000])
                 out.update(precision=pr["precision"], recall=pr["recall"])
+            if self.extractor.name == "classifier":
+                # The classifier's verdicts on the samples: which classes G produces, how evenly.
+                with torch.no_grad():
+                    logits = self.extractor.model.head(torch.as_tensor(fake, dtype=torch.float32))
+                counts = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1])
+                out.update(classes_present=int((counts > 0).sum()), class_shares=(counts / counts.sum()).round(4).tolist(),
+                           class_kl=reverse_kl_uniform(counts))
         if "parzen" in self.metrics:
             test = self._reference_images("test")[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
             train = self._reference_images("train")

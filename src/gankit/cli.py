@@ -31,13 +31,23 @@ def _field_help() -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, flags=re.M))
 
 
+def _parse_bool(text: str) -> bool:
+    v = text.lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     helps = _field_help()
     defaults = Config()
     for f in fields(Config):
         default = getattr(defaults, f.name)
         typ = type(default)
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=typ, default=None,
+        conv = _parse_bool if typ is bool else typ
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=conv, default=None,
                        metavar=typ.__name__.upper(),
                        help=f"{helps.get(f.name, '')} (default: {default})")
 
@@ -91,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write RUN/report.html: config, metrics, curves, sample grids")
     r.add_argument("run", metavar="RUN", help="run directory")
     r.add_argument("--out", default=None, metavar="FILE.html", help="where (default: RUN/report.html)")
+
+    b = sub.add_parser("bench", help="time gankit's trainer against a plain reference loop",
+                       description="Alternates gankit's trainer and a plain PyTorch-example loop in one process "
+                                   "and prints examples/s, the ratio, GFLOP/s and the share of a matmul ceiling.")
+    b.add_argument("--cases", nargs="+", default=None, metavar="CASE",
+                   help="dcgan64, mnist-dcgan, mnist-paper, mlp2d (default: all)")
+    b.add_argument("--steps", type=int, default=20, help="steps per round (default: 20)")
+    b.add_argument("--rounds", type=int, default=3, help="alternating rounds (default: 3)")
+    b.add_argument("--workers", type=int, nargs="+", default=[0], help="reference DataLoader workers for MNIST "
+                                                                       "cases, one run each (default: 0)")
+    b.add_argument("--precision", default="auto", help="gankit's precision: auto, fp32, bf16, fp16")
+    b.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
 
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
@@ -216,7 +238,20 @@ def _cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
+def _cmd_bench(args) -> int:
+    from .bench import CASES, run_bench
+
+    if args.steps < 1 or args.rounds < 1 or any(w < 0 for w in args.workers):
+        raise GankitError("--steps and --rounds must be >= 1 and --workers >= 0")
+    if args.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise GankitError(f"--precision must be auto, fp32, bf16 or fp16, got {args.precision!r}")
+    run_bench(args.cases or CASES, args.steps, args.rounds, args.workers, args.precision, args.out)
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+COMMANDS = {"bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ LOSSES = ("nonsaturating", "minimax")
 NOISES = ("normal", "uniform")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "exponential")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Config:
     width: int = 64                 # DCGAN: base number of feature maps (ngf = ndf)
     depth: int = 3                  # MLP: number of hidden layers (G and D)
     device: str = "cpu"             # "cpu", "cuda", "cuda:N" or "auto"
+    precision: str = "auto"         # fp32, bf16, fp16 (autocast), or auto: bf16 for convolutions on CPUs with bf16 units and on GPUs
+    threads: int = 0                # CPU threads for torch (0 = torch's default)
+    reuse_fake: bool = False        # k = 1: the G step reuses the D step's samples G(z) (same update, one G forward less)
     log_every: int = 100            # steps between rows of metrics.jsonl and progress updates
     eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end
     checkpoint_every: int = 1000    # steps between checkpoints; one is always written at the end
@@ -86,6 +90,11 @@ class Config:
         _choice("noise", self.noise, NOISES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.reuse_fake, bool):
+            raise GankitError(f"reuse_fake must be true or false, got {self.reuse_fake!r}")
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:
+            raise GankitError(f"threads must be a whole number >= 0, got {self.threads!r}")
         for name in ("k", "batch_size", "steps", "z_dim", "hidden", "width", "depth", "log_every",
                      "checkpoint_every", "eval_samples"):
             _positive_int(name, getattr(self, name))
@@ -220,6 +229,8 @@ def _coerce(key: str, value: Any, typ: type, source: str) -> Any:
             return float(value)
         except ValueError:
             pass
+    if typ is bool and isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
     if typ is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):

@@ -8,7 +8,7 @@ from gankit.config import Config
 from gankit.errors import GankitError
 from gankit.models import build_models
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gankit.models.paper_mnist import Maxout, PaperMNISTDiscriminator, PaperMNISTGenerator
+from gankit.models.paper_mnist import Dropout, Maxout, PaperMNISTDiscriminator, PaperMNISTGenerator
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -46,7 +46,7 @@ def test_paper_mnist_model():
     assert x.shape == (4, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
     maxouts = [m for m in D.modules() if isinstance(m, Maxout)]
     assert [(m.units, m.pieces) for m in maxouts] == [(240, 5), (240, 5)]
-    drops = [m.p for m in D.modules() if isinstance(m, nn.Dropout)]
+    drops = [m.p for m in D.modules() if isinstance(m, Dropout)]
     assert drops == pytest.approx([0.2, 0.5, 0.5], abs=1e-12)
     assert D(x).shape == (4,)
     D.eval()
@@ -68,3 +68,16 @@ def test_model_data_mismatch_is_a_user_error():
         build_models(Config(model="dcgan"), (2,))
     with pytest.raises(GankitError, match="square images of 28, 32, 64"):
         build_models(Config(model="dcgan"), (3, 48, 48))
+
+
+def test_dropout_keeps_the_stated_share_and_scales():
+    torch.manual_seed(0)
+    d = Dropout(0.2).train()
+    y = d(torch.ones(1000, 1000))
+    kept = (y > 0).float().mean().item()
+    assert kept == pytest.approx(0.8, abs=0.002)             # SE 0.0004
+    assert set(torch.unique(y).tolist()) == {0.0, 1.25}
+    assert y.mean().item() == pytest.approx(1.0, abs=0.003)  # unbiased
+    x = torch.randn(5, 3, requires_grad=True)
+    d.eval()
+    assert torch.equal(d(x), x)

@@ -18,6 +18,7 @@ callback asks for them, so logging every N steps costs one synchronisation per N
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -102,9 +103,27 @@ class GANTrainer:
     step_count: int = 0
     # step -> {"lr_factor": multiplier of the initial learning rates, "momentum": SGD momentum}
     schedule: Callable[[int], dict] | None = None
+    precision: str = "fp32"          # "fp32", "bf16" or "fp16": autocast for the forward passes
+    channels_last: bool = False      # image batches in channels_last memory format (convolutions)
+    reuse_fake: bool = False         # k = 1: the G step reuses the D step's G(z) (SPEC §3 allows it)
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
+        self.device_type = self.noise_generator.device.type
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self._autocast = (lambda: torch.autocast(self.device_type, dtype=dtype)) if dtype else contextlib.nullcontext
+        # fp16 has too little range for gradients: scale the losses (state kept in checkpoints).
+        self.scaler = torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
+        self._fake = None
+
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
 
     def _apply_schedule(self) -> None:
         """Hyperparameters are a pure function of the step, so resuming needs no scheduler state."""
@@ -124,30 +143,40 @@ class GANTrainer:
         m = self.batch_size
         z = self.noise_batch(m)
         x = self.data.next(m, self.data_generator)
-        with torch.no_grad():
-            fake = self.G(z)
-        real_logits = self.D(x)
-        fake_logits = self.D(fake)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        keep = self.reuse_fake and self.k == 1
+        with self._autocast():
+            with torch.set_grad_enabled(keep):
+                fake = self.G(z)
+            real_logits = self.D(x).float()
+            fake_logits = self.D(fake.detach()).float()
+        self._fake = fake if keep else None
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        self._backward_step(loss_d, self.opt_d)
         if hasattr(self.D, "post_step"):  # a constraint of the model (e.g. max-norm)
             self.D.post_step()
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
 
     def generator_step(self) -> torch.Tensor:
-        """One update of G on fresh noise, D fixed (D's parameters get no gradient)."""
-        z = self.noise_batch(self.batch_size)
+        """One update of G on fresh noise, D fixed (D's parameters get no gradient).
+
+        With ``reuse_fake`` and k = 1 the samples G(z) of the D step are reused: G has not
+        changed since, so this is the same update on the same kind of draw (SPEC §3).
+        """
+        fake, self._fake = self._fake, None
         self.D.requires_grad_(False)
         try:
-            fake_logits = self.D(self.G(z))
+            with self._autocast():
+                if fake is None:
+                    fake = self.G(self.noise_batch(self.batch_size))
+                fake_logits = self.D(fake).float()
             loss_g = objectives.generator_loss(fake_logits, self.loss)
             self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            self._backward_step(loss_g, self.opt_g)
         finally:
             self.D.requires_grad_(True)
-        self.opt_g.step()
         if hasattr(self.G, "post_step"):
             self.G.post_step()
         return loss_g.detach()

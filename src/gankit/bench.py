@@ -1,0 +1,294 @@
+"""``gankit bench``: gankit's trainer against a plain reference loop, in one process.
+
+The reference is written the way the common PyTorch DCGAN example is written: fp32, a
+Sigmoid on D and ``BCELoss``, data through a ``DataLoader`` whose dataset converts each
+image on access (as torchvision's datasets do: uint8 -> PIL -> tensor -> normalise), the
+D step's fake batch reused for the G step, and ``.item()`` on the losses every step. Both
+loops train the same architecture with the same batch and optimizer; they alternate in
+rounds, and the median round is reported.
+
+Cases: ``dcgan64`` (64×64×3, batch 64), ``mnist-dcgan``, ``mnist-paper``, ``mlp2d`` (ring8).
+Reported per case: examples/s of each, their ratio, achieved GFLOP/s (FLOPs of one step
+counted by ``torch.utils.flop_counter``) and its share of a matrix-multiply ceiling
+measured on the spot in the same precision; for MNIST, the time of one epoch of 60,000
+images, data handling included (the loader's start-up counted once per epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .config import Config, load_preset
+from .errors import GankitError
+
+CASES = ("dcgan64", "mnist-dcgan", "mnist-paper", "mlp2d")
+
+
+class PerItemImages(Dataset):
+    """uint8 images converted on access, one by one, as torchvision's datasets do."""
+
+    def __init__(self, images: np.ndarray, lo: float, hi: float):
+        self.images, self.lo, self.hi = images, lo, hi
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        a = self.images[i]
+        img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+        t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+        t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+        return t * (self.hi - self.lo) + self.lo, 0
+
+
+class Points(Dataset):
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], 0
+
+
+@dataclass
+class Case:
+    name: str
+    cfg: Config
+    images: np.ndarray | None   # uint8 [N, C, H, W] for image cases
+    epoch_images: int = 0       # > 0: report the time of one epoch of this many images
+
+
+def _case(name: str, n_fake: int = 2048) -> Case:
+    if name == "mlp2d":
+        return Case(name, Config(data="ring8", lr_schedule="constant"), None)
+    if name == "dcgan64":
+        cfg = Config.from_dict({**load_preset("dcgan64"), "lr_schedule": "constant"})
+        rng = np.random.default_rng(0)
+        return Case(name, cfg, rng.integers(0, 256, (n_fake, 3, 64, 64), dtype=np.uint8))
+    cfg = Config.from_dict({**load_preset(name), "lr_schedule": "constant"})
+    from .data import load_images
+    images, _ = load_images("mnist", "train", cfg.data_dir or None)
+    return Case(name, cfg, images, epoch_images=len(images))
+
+
+def _models(cfg: Config, shape):
+    from .models import build_models
+    torch.manual_seed(0)
+    return build_models(cfg, shape)
+
+
+def _optim(cfg: Config, params, lr):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+
+
+class ReferenceLoop:
+    """The plain loop (see the module docstring)."""
+
+    def __init__(self, case: Case, workers: int):
+        cfg = case.cfg
+        shape = (2,) if case.images is None else case.images.shape[1:]
+        self.G, D = _models(cfg, shape)
+        self.D = nn.Sequential(D, nn.Sigmoid())
+        self.optG = _optim(cfg, self.G.parameters(), cfg.lr_g)
+        self.optD = _optim(cfg, self.D.parameters(), cfg.lr_d)
+        self.crit = nn.BCELoss()
+        self.cfg, self.workers = cfg, workers
+        if case.images is None:
+            from .data import get_distribution
+            ds = Points(get_distribution(cfg.data).sample(200_000, torch.Generator().manual_seed(0)))
+        else:
+            lo, hi = getattr(self.G, "output_range", (-1.0, 1.0))
+            ds = PerItemImages(case.images, lo, hi)
+        self.dataset = ds
+        self.it = None
+
+    def loader(self):
+        return DataLoader(self.dataset, batch_size=self.cfg.batch_size, shuffle=True, num_workers=self.workers,
+                          drop_last=True, persistent_workers=False)
+
+    def noise(self, b):
+        if self.cfg.noise == "uniform":
+            return torch.rand(b, self.cfg.z_dim) * 2 - 1
+        return torch.randn(b, self.cfg.z_dim)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            try:
+                real, _ = next(self.it)
+            except (StopIteration, TypeError):
+                self.it = iter(self.loader())
+                real, _ = next(self.it)
+            b = real.shape[0]
+            self.D.zero_grad()
+            label = torch.full((b,), 1.0)
+            out = self.D(real).view(-1)
+            err_real = self.crit(out, label)
+            err_real.backward()
+            d_x = out.mean().item()
+            fake = self.G(self.noise(b))
+            label.fill_(0.0)
+            out = self.D(fake.detach()).view(-1)
+            err_fake = self.crit(out, label)
+            err_fake.backward()
+            d_g1 = out.mean().item()
+            self.optD.step()
+            self.G.zero_grad()
+            label.fill_(1.0)
+            out = self.D(fake).view(-1)
+            err_g = self.crit(out, label)
+            err_g.backward()
+            d_g2 = out.mean().item()
+            self.optG.step()
+            _ = (err_real.item() + err_fake.item(), err_g.item(), d_x, d_g1, d_g2)
+
+
+class GankitLoop:
+    """gankit's trainer (training/run.py's assembly, without files), as a user gets it."""
+
+    def __init__(self, case: Case, precision: str = "auto"):
+        from .data import DistributionSource, ImageSource, get_distribution
+        from .training.loop import GANTrainer
+        from .training.run import make_optimizer, resolve_precision
+        cfg = case.cfg
+        dev = torch.device("cpu")
+        if case.images is None:
+            src = DistributionSource(get_distribution(cfg.data), dev)
+        else:
+            src = ImageSource(case.images, dev)
+        G, D = _models(cfg, src.shape)
+        if case.images is not None:
+            src.value_range = getattr(G, "output_range", (-1.0, 1.0))
+        self.precision = resolve_precision(cfg.replace(precision=precision), dev, G)
+        conv = any(isinstance(m, nn.Conv2d) for m in D.modules())
+        fmt = torch.channels_last if conv else torch.contiguous_format
+        G.to(memory_format=fmt)
+        D.to(memory_format=fmt)
+        self.trainer = GANTrainer(G, D, make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg),
+                                  make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg), src, cfg.loss,
+                                  cfg.k, cfg.batch_size, cfg.z_dim, cfg.noise, torch.Generator().manual_seed(1),
+                                  torch.Generator().manual_seed(2), precision=self.precision,
+                                  channels_last=conv, reuse_fake=cfg.reuse_fake)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            stats = self.trainer.step()
+        stats.to_dict()  # one synchronisation, as at a logging step
+
+
+def count_flops(case: Case, loop=None) -> float:
+    """FLOPs of one training iteration (D step + G step) of a loop (gankit's by default)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    loop = loop or GankitLoop(case, precision="fp32")
+    loop.run(1)
+    with FlopCounterMode(display=False) as fc:
+        loop.run(1)
+    return float(fc.get_total_flops())
+
+
+def matmul_ceiling(dtype: torch.dtype, n: int = 2048, reps: int = 6) -> float:
+    """Achieved GFLOP/s of an n×n matrix product in ``dtype``: the ceiling for this run."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def _time(fn, steps: int) -> float:
+    t = time.perf_counter()
+    fn(steps)
+    return (time.perf_counter() - t) / steps
+
+
+def bench_case(name: str, steps: int = 20, rounds: int = 3, workers: int = 0, precision: str = "auto",
+               log=print) -> dict:
+    case = _case(name)
+    m = case.cfg.batch_size
+    ref = ReferenceLoop(case, workers)
+    ours = GankitLoop(case, precision)
+    ref.run(2)
+    ours.run(2)  # warm-up (allocations, first-call kernels)
+    t_ref, t_ours = [], []
+    for _ in range(rounds):
+        t_ref.append(_time(ref.run, steps))
+        t_ours.append(_time(ours.run, steps))
+    tr, to = statistics.median(t_ref), statistics.median(t_ours)
+    flops = count_flops(case)
+    flops_ref = count_flops(case, ReferenceLoop(case, 0))
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ours.precision, torch.float32)
+    ceiling = matmul_ceiling(dtype)
+    ceiling32 = ceiling if dtype == torch.float32 else matmul_ceiling(torch.float32)
+    out = {
+        "case": name, "batch": m, "precision": ours.precision, "reference_workers": workers,
+        "steps_per_round": steps, "rounds": rounds,
+        "reference_examples_per_s": m / tr, "gankit_examples_per_s": m / to, "ratio": tr / to,
+        "flops_per_step": flops, "reference_flops_per_step": flops_ref,
+        "gankit_gflops": flops / to / 1e9, "reference_gflops": flops_ref / tr / 1e9,
+        "matmul_ceiling_gflops": ceiling, "gankit_share_of_ceiling": flops / to / 1e9 / ceiling,
+        "fp32_matmul_ceiling_gflops": ceiling32, "reference_share_of_fp32_ceiling": flops_ref / tr / 1e9 / ceiling32,
+    }
+    if case.epoch_images:
+        steps_per_epoch = case.epoch_images // m
+        t0 = time.perf_counter()
+        it = iter(ref.loader())
+        next(it)
+        startup = time.perf_counter() - t0
+        del it
+        out["epoch_seconds_reference"] = startup + steps_per_epoch * tr
+        out["epoch_seconds_gankit"] = steps_per_epoch * to
+        out["epoch_ratio"] = out["epoch_seconds_reference"] / out["epoch_seconds_gankit"]
+    log(f"{name:12s} ref {m / tr:8.0f} ex/s   gankit {m / to:8.0f} ex/s ({ours.precision})   ratio {tr / to:5.2f}x   "
+        f"{flops / to / 1e9:6.1f} GFLOP/s = {out['gankit_share_of_ceiling']:.0%} of {ceiling:.0f}"
+        + (f"   epoch {out['epoch_seconds_gankit']:.0f} s vs {out['epoch_seconds_reference']:.0f} s "
+           f"({out['epoch_ratio']:.2f}x, {workers} workers)" if case.epoch_images else ""))
+    return out
+
+
+def environment() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["gankit"] + sys.argv[1:]),
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}}
+
+
+def run_bench(cases=CASES, steps: int = 20, rounds: int = 3, workers=(0,), precision: str = "auto",
+              out: str | Path | None = None, log=print) -> dict:
+    bad = [c for c in cases if c not in CASES]
+    if bad:
+        raise GankitError(f"unknown bench case {bad[0]!r}; choose from: {', '.join(CASES)}")
+    results = []
+    for name in cases:
+        for w in (workers if name.startswith("mnist") else (0,)):
+            results.append(bench_case(name, steps, rounds, w, precision, log))
+    payload = {**environment(), "results": results}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(payload, indent=2) + "\n")
+    return payload

@@ -51,8 +51,9 @@ def test_config_round_trip(run, tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text()) == cfg
     # Same config and seed: same weights.
     import torch
-    a = torch.load(run / "checkpoints/step_000030.pt", weights_only=True)
-    b = torch.load(out / "checkpoints/step_000030.pt", weights_only=True)
+    from gankit.training.checkpoint import load_checkpoint
+    a = load_checkpoint(run / "checkpoints/step_000030.pt")
+    b = load_checkpoint(out / "checkpoints/step_000030.pt")
     assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
 
 

@@ -64,6 +64,8 @@ class Config:
     eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end
     checkpoint_every: int = 1000    # steps between checkpoints; one is always written at the end
     eval_samples: int = 2500        # generated samples per evaluation (SPEC: 2,500 for the toy mixtures)
+    keep_checkpoints: int = 3       # how many step checkpoints to keep (the newest)
+    on_divergence: str = "stop"     # NaN/Inf in a loss or the weights: "stop", or "rollback" to the last good checkpoint at 1/10 the learning rates (3 times at most)
     metrics: str = ""               # extra metrics at each evaluation, comma-separated: fid, kid, pr, parzen
     best_metric: str = ""           # keep checkpoints/best.pt by this logged metric (e.g. fid, high_quality)
 
@@ -91,6 +93,8 @@ class Config:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("on_divergence", self.on_divergence, ("stop", "rollback"))
+        _positive_int("keep_checkpoints", self.keep_checkpoints)
         if not isinstance(self.reuse_fake, bool):
             raise GankitError(f"reuse_fake must be true or false, got {self.reuse_fake!r}")
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:

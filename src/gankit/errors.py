@@ -10,3 +10,7 @@ class GankitError(Exception):
     """A user-facing error: the message says what is wrong and what to do."""
 
     exit_code = 2
+
+
+class DivergenceError(GankitError):
+    """Training produced NaN or Inf; the message says where, and what was last finite."""

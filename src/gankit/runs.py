@@ -4,6 +4,7 @@ reach into the training loop."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 
 from .config import Config
 from .errors import GankitError
-from .training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from .training.checkpoint import list_checkpoints, load_latest_good
 from .sampling import generate, interpolation_noise
 
 
@@ -41,7 +42,7 @@ class Run:
     def load_models(self, device: str | torch.device = "cpu"):
         """G and D from the newest checkpoint, in eval mode, with the checkpoint's step."""
         from .models import build_models
-        ckpt = load_checkpoint(latest_checkpoint(self.path), map_location=device)
+        _, ckpt = load_latest_good(self.path, device, warn=lambda m: print(m, file=sys.stderr))
         cfg = Config.from_dict(ckpt["config"], source="checkpoint config")
         G, D = build_models(cfg, tuple(ckpt["data_shape"]))
         G.load_state_dict(ckpt["G"])

@@ -25,6 +25,26 @@ RESIZE_POLICIES = ("none", "resize", "center-crop")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux /proc/meminfo), or None."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits_in_memory(nbytes: int, what: str) -> None:
+    """Refuse, before loading, a data set that would not fit in the available memory
+    (gankit holds images in memory as uint8; it needs them plus a working margin)."""
+    avail = available_memory()
+    if avail is not None and nbytes > 0.8 * avail:
+        raise GankitError(f"{what} needs about {nbytes / 2**30:.1f} GiB in memory and only {avail / 2**30:.1f} GiB "
+                          "is available; use a subset, a smaller --image-size, or a machine with more memory")
+
+
 # ----------------------------------------------------------------------------- IDX
 def read_idx(path: str | Path) -> np.ndarray:
     """An IDX file (gzipped or not) as a numpy array, its header checked against its size."""
@@ -117,6 +137,13 @@ def load_array(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"array file {str(path)!r} does not exist")
+    if path.suffix == ".npy":
+        try:
+            head = np.load(path, mmap_mode="r", allow_pickle=False)
+            check_fits_in_memory(head.size * max(1, head.dtype.itemsize), str(path))
+            del head
+        except (ValueError, OSError):
+            pass  # reported with the proper message just below
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -171,6 +198,8 @@ def load_folder(directory: str | Path, size: int = 0, policy: str = "none", chan
     files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise GankitError(f"image folder {str(d)!r} holds no PNG, JPEG or BMP files")
+    if size:
+        check_fits_in_memory(len(files) * 3 * size * size, str(d))
     images = []
     colour = False
     for f in files:

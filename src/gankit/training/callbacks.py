@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import DivergenceError
 from ..metrics import mode_stats
 from .checkpoint import save_checkpoint
 from ..sampling import generate
@@ -32,6 +33,8 @@ class Stats(Callback):
 
     def __init__(self, log_every: int, until: int, batch_size: int, elapsed_before: float = 0.0):
         self.log_every, self.until, self.batch_size = log_every, until, batch_size
+        self.last_finite: dict = {}
+        self.last_step = 0
         self.elapsed_before = elapsed_before
         self.t0 = self.t_last = time.perf_counter()
         self.step_last = 0
@@ -51,6 +54,13 @@ class Stats(Callback):
         if not self.wants_stats(step):
             return
         values = stats.to_dict()  # the one host synchronisation of the interval
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            last = ", ".join(f"{k}={v:.4g}" for k, v in self.last_finite.items()) or "none logged yet"
+            nets = sorted({"D" if k in ("loss_d", "value", "d_real", "d_fake", "grad_norm_d") else "G" for k in bad})
+            raise DivergenceError(f"training diverged at step {step}: {', '.join(bad)} not finite "
+                                  f"(network {' and '.join(nets)}); last finite values at step {self.last_step}: {last}")
+        self.last_finite, self.last_step = values, step
         now = time.perf_counter()
         rate = (step - self.step_last) * self.batch_size / max(now - self.t_last, 1e-9)
         self.t_last, self.step_last = now, step
@@ -212,7 +222,13 @@ class Checkpointer(Callback):
         self._maybe_best(step, row)
 
     def save(self, step: int) -> None:
-        save_checkpoint(self.run_dir, self.payload(), keep=self.keep)
+        payload = self.payload()
+        for net in ("G", "D"):
+            bad = [k for k, v in payload[net].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:  # never replace a good checkpoint with bad weights
+                raise DivergenceError(f"training diverged by step {step}: {net} has NaN/Inf in {bad[0]}; "
+                                      "no checkpoint written, the earlier ones are intact")
+        save_checkpoint(self.run_dir, payload, keep=self.keep)
         self.last_saved = step
 
     def on_end(self, trainer, step) -> None:

@@ -13,6 +13,7 @@ arbitrary code runs when a checkpoint is opened.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -26,7 +27,8 @@ import torch
 from ..errors import GankitError
 
 FORMAT = "gankit-checkpoint"
-VERSION = 1
+VERSION = 2
+MAGIC = b"GANKITCK"  # file = MAGIC + 64 hex chars of SHA-256(body) + body (torch.save bytes)
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{6,})\.pt$")
 
@@ -95,7 +97,8 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name:
     buf = io.BytesIO()
     torch.save(payload, buf)
     path = ckpt_dir / (name or checkpoint_name(int(payload["step"])))
-    atomic_write_bytes(path, buf.getvalue())
+    body = buf.getvalue()
+    atomic_write_bytes(path, MAGIC + hashlib.sha256(body).hexdigest().encode() + body)
     if name:
         return path
     for old in list_checkpoints(run_dir)[:-keep]:
@@ -113,9 +116,19 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint; a file that is not one is a :class:`GankitError`."""
+    """Read a checkpoint, its checksum verified; a file that is not one is a :class:`GankitError`."""
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise GankitError(f"checkpoint {str(path)!r} cannot be read: {exc.strerror}") from None
+    if raw[:len(MAGIC)] == MAGIC:
+        digest, body = raw[len(MAGIC):len(MAGIC) + 64].decode(errors="replace"), raw[len(MAGIC) + 64:]
+        if hashlib.sha256(body).hexdigest() != digest:
+            raise GankitError(f"checkpoint {str(path)!r} is damaged (checksum mismatch: truncated or altered)")
+    else:
+        body = raw
+    try:
+        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         raise GankitError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}); "
                           "it is damaged or not a gankit checkpoint") from None
@@ -125,6 +138,25 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise GankitError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, "
                           f"this gankit reads version {VERSION}")
     return payload
+
+
+def load_latest_good(run_dir: Path, map_location="cpu", warn=None) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint that reads back intact; damaged newer ones are reported through
+    ``warn`` (one line each) and skipped, never deleted."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        latest_checkpoint(run_dir)  # raises the "no checkpoint" error
+    problems = []
+    for path in reversed(found):
+        try:
+            payload = load_checkpoint(path, map_location)
+        except GankitError as exc:
+            problems.append(str(exc))
+            if warn:
+                warn(f"gankit: warning: {exc}; trying the one before")
+            continue
+        return path, payload
+    raise GankitError(f"no intact checkpoint in {str(run_dir)!r}: " + "; ".join(problems))
 
 
 def latest_checkpoint(run_dir: Path) -> Path:

@@ -109,6 +109,7 @@ class GANTrainer:
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
+        self.lr_scale = 1.0
         self.device_type = self.noise_generator.device.type
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self._autocast = (lambda: torch.autocast(self.device_type, dtype=dtype)) if dtype else contextlib.nullcontext
@@ -124,6 +125,16 @@ class GANTrainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(opt)
             self.scaler.update()
+
+    def scale_learning_rates(self, scale: float) -> None:
+        """Multiply the initial learning rates by ``scale`` relative to the configured ones
+        (a rollback after divergence); kept in checkpoints as ``lr_scale``."""
+        factor = scale / self.lr_scale
+        self._base_lrs = [[b * factor for b in bases] for bases in self._base_lrs]
+        for opt, bases in zip((self.opt_d, self.opt_g), self._base_lrs):
+            for group, base in zip(opt.param_groups, bases):
+                group["lr"] = base
+        self.lr_scale = scale
 
     def _apply_schedule(self) -> None:
         """Hyperparameters are a pure function of the step, so resuming needs no scheduler state."""

@@ -12,7 +12,9 @@ Data flows one way: config -> data source + models + optimizers -> Algorithm 1 (
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -25,12 +27,12 @@ import torch
 
 from ..config import Config
 from ..data import DistributionSource, make_source
-from ..errors import GankitError
+from ..errors import DivergenceError, GankitError
 from ..models import build_models
 from ..evaluate import LOWER_IS_BETTER, Scorer, parse_metrics
 from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
                         Stats, TensorBoardLogger)
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import load_checkpoint, load_latest_good, rng_state, set_rng_state
 from .loop import GANTrainer, run_loop
 
 def make_schedule(cfg: Config):
@@ -111,6 +113,24 @@ def make_optimizer(name: str, params, lr: float, cfg: Config) -> torch.optim.Opt
         return cls(params, lr=lr, fused=True, **kw) if device.type in ("cpu", "cuda") else cls(params, lr=lr, **kw)
     except (RuntimeError, TypeError, ValueError):
         return cls(params, lr=lr, foreach=True, **kw)
+
+
+def check_output_location(run_dir: Path, n_params: int, keep: int) -> None:
+    """Before training: the run directory can be written, and its disk has room for the
+    checkpoints (weights and two optimizer moments in float32, ``keep`` + 2 of them, plus
+    64 MiB for pictures and logs)."""
+    probe = Path(run_dir).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise GankitError(f"cannot write under {str(probe)!r} (permission denied or not a folder); "
+                          "choose another --out")
+    need = n_params * 4 * 3 * (keep + 2) + 64 * 2**20
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise GankitError(f"not enough disk space at {str(probe)!r}: a run needs about {need / 2**20:.0f} MiB "
+                          f"for its checkpoints, {free / 2**20:.0f} MiB are free; free some space or choose "
+                          "another --out")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -197,7 +217,7 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         if out is None:
             raise GankitError("--resume needs the run directory to continue (--out RUN or --resume RUN)")
         run_dir = Path(out)
-        ckpt = load_checkpoint(latest_checkpoint(run_dir), map_location=device)
+        _, ckpt = load_latest_good(run_dir, device, warn=lambda m: print(m, file=sys.stderr))
     else:
         run_dir = next_run_dir(Path(runs_root), cfg) if out is None else Path(out)
         if run_dir.exists():
@@ -237,6 +257,9 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         if cfg.best_metric not in produced:
             raise GankitError(f"best_metric {cfg.best_metric} is not computed by this run; add it to --metrics")
     scorer = Scorer(cfg, source.shape, extra, cfg.eval_samples, seed=seeds["eval"]) if extra else None
+    if ckpt is None:
+        check_output_location(run_dir, sum(p.numel() for m in (G, D) for p in m.parameters()),
+                              cfg.keep_checkpoints)
     try:  # only now, with data and models in hand, does the run directory appear
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -250,24 +273,30 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     trainer = GANTrainer(G, D, opt_g, opt_d, source, cfg.loss, cfg.k, cfg.batch_size, cfg.z_dim,
                          cfg.noise, gens["data"], gens["noise"], schedule=make_schedule(cfg), precision=precision,
                          channels_last=convolutional, reuse_fake=cfg.reuse_fake)
+    def restore(ck: dict) -> list[dict]:
+        """Put the run back in the state of checkpoint ``ck``; returns the log rows up to it."""
+        G.load_state_dict(ck["G"])
+        D.load_state_dict(ck["D"])
+        opt_g.load_state_dict(ck["opt_g"])
+        opt_d.load_state_dict(ck["opt_d"])
+        if trainer.scaler is not None and ck.get("scaler"):
+            trainer.scaler.load_state_dict(ck["scaler"])
+        source.load_state_dict(ck["data_state"])
+        set_rng_state(ck["rng"], gens)
+        trainer.step_count = int(ck["step"])
+        # Rows logged after this checkpoint belong to steps that will be redone.
+        kept = _read_rows(metrics_path, upto=trainer.step_count)
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        return kept
+
     elapsed_before = 0.0
     metrics_path = run_dir / "metrics.jsonl"
+    rows = []
     if ckpt is not None:
-        G.load_state_dict(ckpt["G"])
-        D.load_state_dict(ckpt["D"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        if trainer.scaler is not None and ckpt.get("scaler"):
-            trainer.scaler.load_state_dict(ckpt["scaler"])
-        source.load_state_dict(ckpt["data_state"])
-        set_rng_state(ckpt["rng"], gens)
-        trainer.step_count = int(ckpt["step"])
+        rows = restore(ckpt)
         elapsed_before = float(ckpt["elapsed"])
-        # Rows logged after this checkpoint belong to steps that will be redone.
-        rows = _read_rows(metrics_path, upto=trainer.step_count)
-        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        rows = []
+        if ckpt.get("lr_scale", 1.0) != 1.0:
+            trainer.scale_learning_rates(float(ckpt["lr_scale"]))
     cfg.to_yaml(run_dir / "config.yaml")
 
     stats = Stats(cfg.log_every, cfg.steps, cfg.batch_size, elapsed_before)
@@ -299,14 +328,32 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
             "elapsed": stats.wall_time,
             "data_shape": list(source.shape),
             "precision": precision,
+            "lr_scale": trainer.lr_scale,
             "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
         }
 
     callbacks += [writer, Progress(cfg.steps, enabled=progress),
-                  Checkpointer(run_dir, cfg.checkpoint_every, payload, best_metric=cfg.best_metric,
+                  Checkpointer(run_dir, cfg.checkpoint_every, payload, keep=cfg.keep_checkpoints,
+                               best_metric=cfg.best_metric,
                                lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
                                best_so_far=_best_so_far(run_dir))]
+    rollbacks = 0
     with _stop_on_signals() as should_stop:
-        step = run_loop(trainer, cfg.steps, callbacks, should_stop=should_stop)
+        while True:
+            try:
+                step = run_loop(trainer, cfg.steps, callbacks, should_stop=should_stop)
+                break
+            except DivergenceError as exc:
+                if cfg.on_divergence != "rollback" or rollbacks >= 3:
+                    raise
+                rollbacks += 1
+                try:
+                    path, good = load_latest_good(run_dir, device)
+                except GankitError:
+                    raise exc from None
+                writer.rows = restore(good)
+                trainer.scale_learning_rates(0.1 * float(good.get("lr_scale", 1.0)))
+                print(f"gankit: {exc}; rolled back to {path.name} with learning rates x{trainer.lr_scale:g} "
+                      f"(rollback {rollbacks} of 3)", file=sys.stderr, flush=True)
         interrupted = should_stop()
     return TrainResult(run_dir, step, interrupted, writer.rows[-1] if writer.rows else {})

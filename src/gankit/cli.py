@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 from dataclasses import fields
@@ -151,6 +152,8 @@ def _cmd_train(args) -> int:
         rkl = row.get("reverse_kl")
         summary += (f", modes {row['modes']}, high quality {row['high_quality']:.1%}, reverse KL "
                     + (f"{rkl:.3f}" if rkl is not None else "undefined"))
+    if os.environ.get("RANK", "0") != "0":  # one voice for a distributed run
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"gankit: stopped at {summary}; checkpoint written; continue with: "
               f"gankit train --resume {result.run_dir}", file=sys.stderr)

@@ -53,7 +53,8 @@ class Stats(Callback):
     def on_step_end(self, trainer, step, stats: StepStats, row) -> None:
         if not self.wants_stats(step):
             return
-        values = stats.to_dict()  # the one host synchronisation of the interval
+        d = getattr(trainer, "dist", None)
+        values = stats.to_dict(d.mean if d is not None and d.enabled else None)  # one synchronisation
         bad = [k for k, v in values.items() if not np.isfinite(v)]
         if bad:
             last = ", ".join(f"{k}={v:.4g}" for k, v in self.last_finite.items()) or "none logged yet"

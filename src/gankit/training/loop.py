@@ -57,12 +57,14 @@ class StepStats:
     grad_norm_d: torch.Tensor | None = None
     grad_norm_g: torch.Tensor | None = None
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+        """The statistics as floats (one host transfer); ``reduce`` averages them across
+        processes when training is distributed."""
         names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
         tensors = [getattr(self, n) for n in names]
         present = [(n, t) for n, t in zip(names, tensors) if t is not None]
-        # One host transfer for all of them.
-        values = torch.stack([t.detach().float() for _, t in present]).cpu().tolist()
+        stacked = torch.stack([t.detach().float() for _, t in present])
+        values = (reduce(stacked.cpu()) if reduce else stacked).cpu().tolist()
         return {n: float(v) for (n, _), v in zip(present, values)}
 
 
@@ -106,6 +108,9 @@ class GANTrainer:
     precision: str = "fp32"          # "fp32", "bf16" or "fp16": autocast for the forward passes
     channels_last: bool = False      # image batches in channels_last memory format (convolutions)
     reuse_fake: bool = False         # k = 1: the G step reuses the D step's G(z) (SPEC §3 allows it)
+    dist: object = None              # training.distributed.Dist: this rank's slice of each global batch
+    G_train: nn.Module | None = None  # G as updated (DDP-wrapped when distributed); G itself otherwise
+    D_train: nn.Module | None = None
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
@@ -116,6 +121,11 @@ class GANTrainer:
         # fp16 has too little range for gradients: scale the losses (state kept in checkpoints).
         self.scaler = torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
         self._fake = None
+        self.G_train = self.G_train or self.G
+        self.D_train = self.D_train or self.D
+
+    def _shard(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.dist.shard(batch) if self.dist is not None else batch
 
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
         if self.scaler is None:
@@ -147,21 +157,22 @@ class GANTrainer:
                     group["momentum"] = h["momentum"]
 
     def noise_batch(self, m: int) -> torch.Tensor:
-        return sample_noise(m, self.z_dim, self.noise, self.noise_generator)
+        """This process's part of ``m`` fresh noise vectors (all of them when alone)."""
+        return self._shard(sample_noise(m, self.z_dim, self.noise, self.noise_generator))
 
     def discriminator_step(self) -> tuple[torch.Tensor, ...]:
         """One update of D on a fresh data minibatch and fresh noise, G fixed."""
         m = self.batch_size
         z = self.noise_batch(m)
-        x = self.data.next(m, self.data_generator)
+        x = self._shard(self.data.next(m, self.data_generator))
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         keep = self.reuse_fake and self.k == 1
         with self._autocast():
             with torch.set_grad_enabled(keep):
-                fake = self.G(z)
-            real_logits = self.D(x).float()
-            fake_logits = self.D(fake.detach()).float()
+                fake = (self.G_train if keep else self.G)(z)
+            real_logits = self.D_train(x).float()
+            fake_logits = self.D_train(fake.detach()).float()
         self._fake = fake if keep else None
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
@@ -181,7 +192,7 @@ class GANTrainer:
         try:
             with self._autocast():
                 if fake is None:
-                    fake = self.G(self.noise_batch(self.batch_size))
+                    fake = self.G_train(self.noise_batch(self.batch_size))
                 fake_logits = self.D(fake).float()
             loss_g = objectives.generator_loss(fake_logits, self.loss)
             self.opt_g.zero_grad(set_to_none=True)

@@ -33,6 +33,7 @@ from ..evaluate import LOWER_IS_BETTER, Scorer, parse_metrics
 from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
                         Stats, TensorBoardLogger)
 from .checkpoint import load_checkpoint, load_latest_good, rng_state, set_rng_state
+from .distributed import Dist, init_from_env, shutdown, wrap
 from .loop import GANTrainer, run_loop
 
 def make_schedule(cfg: Config):
@@ -213,14 +214,28 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     """
     cfg.validate()
     device = resolve_device(cfg.device)
+    dd = init_from_env(device)
+    try:
+        return _train(cfg, out, resume, progress, runs_root, device, dd)
+    finally:
+        if dd.enabled:
+            shutdown()
+
+
+def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResult:
+    if cfg.batch_size % dd.world:
+        raise GankitError(f"batch_size {cfg.batch_size} is the global batch and must divide evenly over "
+                          f"{dd.world} processes")
     if resume:
         if out is None:
             raise GankitError("--resume needs the run directory to continue (--out RUN or --resume RUN)")
         run_dir = Path(out)
         _, ckpt = load_latest_good(run_dir, device, warn=lambda m: print(m, file=sys.stderr))
     else:
+        if out is None and dd.enabled:
+            raise GankitError("a distributed run needs --out DIR (on storage every process can reach)")
         run_dir = next_run_dir(Path(runs_root), cfg) if out is None else Path(out)
-        if run_dir.exists():
+        if run_dir.exists() and dd.is_main:
             if is_run_dir(run_dir) or (run_dir / "checkpoints").exists():
                 raise GankitError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it, "
                                   "or choose another --out")
@@ -257,11 +272,12 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         if cfg.best_metric not in produced:
             raise GankitError(f"best_metric {cfg.best_metric} is not computed by this run; add it to --metrics")
     scorer = Scorer(cfg, source.shape, extra, cfg.eval_samples, seed=seeds["eval"]) if extra else None
-    if ckpt is None:
+    if ckpt is None and dd.is_main:
         check_output_location(run_dir, sum(p.numel() for m in (G, D) for p in m.parameters()),
                               cfg.keep_checkpoints)
     try:  # only now, with data and models in hand, does the run directory appear
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if dd.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GankitError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
     opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg)
@@ -272,7 +288,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
     }
     trainer = GANTrainer(G, D, opt_g, opt_d, source, cfg.loss, cfg.k, cfg.batch_size, cfg.z_dim,
                          cfg.noise, gens["data"], gens["noise"], schedule=make_schedule(cfg), precision=precision,
-                         channels_last=convolutional, reuse_fake=cfg.reuse_fake)
+                         channels_last=convolutional, reuse_fake=cfg.reuse_fake, dist=dd,
+                         G_train=wrap(G, dd, device), D_train=wrap(D, dd, device))
     def restore(ck: dict) -> list[dict]:
         """Put the run back in the state of checkpoint ``ck``; returns the log rows up to it."""
         G.load_state_dict(ck["G"])
@@ -286,7 +303,8 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         trainer.step_count = int(ck["step"])
         # Rows logged after this checkpoint belong to steps that will be redone.
         kept = _read_rows(metrics_path, upto=trainer.step_count)
-        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        if dd.is_main:
+            metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         return kept
 
     elapsed_before = 0.0
@@ -297,7 +315,9 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
         elapsed_before = float(ckpt["elapsed"])
         if ckpt.get("lr_scale", 1.0) != 1.0:
             trainer.scale_learning_rates(float(ckpt["lr_scale"]))
-    cfg.to_yaml(run_dir / "config.yaml")
+    if dd.is_main:
+        cfg.to_yaml(run_dir / "config.yaml")
+    dd.barrier()
 
     stats = Stats(cfg.log_every, cfg.steps, cfg.batch_size, elapsed_before)
     writer = MetricsWriter(metrics_path)
@@ -337,8 +357,11 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
                                best_metric=cfg.best_metric,
                                lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
                                best_so_far=_best_so_far(run_dir))]
+    if not dd.is_main:  # the other processes train and keep statistics; rank 0 writes
+        callbacks = [stats]
     rollbacks = 0
-    with _stop_on_signals() as should_stop:
+    with _stop_on_signals() as local_stop:
+        should_stop = (lambda: dd.any(local_stop())) if dd.enabled else local_stop
         while True:
             try:
                 step = run_loop(trainer, cfg.steps, callbacks, should_stop=should_stop)
@@ -355,5 +378,6 @@ def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
                 trainer.scale_learning_rates(0.1 * float(good.get("lr_scale", 1.0)))
                 print(f"gankit: {exc}; rolled back to {path.name} with learning rates x{trainer.lr_scale:g} "
                       f"(rollback {rollbacks} of 3)", file=sys.stderr, flush=True)
-        interrupted = should_stop()
+        interrupted = should_stop()  # a collective when distributed: every process asks
+    dd.barrier()
     return TrainResult(run_dir, step, interrupted, writer.rows[-1] if writer.rows else {})

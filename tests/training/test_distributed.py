@@ -1,0 +1,57 @@
+"""DistributedDataParallel on CPU with gloo: 2 processes equal 1 process with the same global batch."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gankit.cli import main
+from gankit.training.checkpoint import load_checkpoint
+
+ARGS = ["--batch-size", "64", "--hidden", "32", "--depth", "2", "--log-every", "10", "--eval-every", "0",
+        "--checkpoint-every", "25", "--lr-schedule", "constant", "--quiet"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(n, *argv):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
+                        f"--master_port={_free_port()}", "-m", "gankit", *argv],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p
+
+
+def _max_diff(a, b):
+    a, b = load_checkpoint(a), load_checkpoint(b)
+    return max((a[n][k] - b[n][k]).abs().max().item() for n in ("G", "D") for k in a[n])
+
+
+def test_two_ranks_equal_one_rank_and_resume_on_another_count(tmp_path):
+    assert main(["train", "--out", str(tmp_path / "one"), "--steps", "50", *ARGS]) == 0
+    p = _torchrun(2, "train", "--out", str(tmp_path / "two"), "--steps", "50", *ARGS)
+    assert p.stdout.count("run ") == 1                        # one writer, one voice
+    assert _max_diff(tmp_path / "one/checkpoints/step_000050.pt", tmp_path / "two/checkpoints/step_000050.pt") < 1e-5
+    # 25 steps on 2 processes, then the rest on 1: the same run.
+    _torchrun(2, "train", "--out", str(tmp_path / "mixed"), "--steps", "25", *ARGS)
+    assert main(["train", "--resume", str(tmp_path / "mixed"), "--steps", "50", "--quiet"]) == 0
+    assert _max_diff(tmp_path / "one/checkpoints/step_000050.pt",
+                     tmp_path / "mixed/checkpoints/step_000050.pt") < 1e-5
+
+
+def test_global_batch_must_divide(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", "-m", "gankit", "train", "--out", str(tmp_path / "x"),
+                        "--batch-size", "63", "--steps", "2", "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode != 0 and "must divide evenly over 2 processes" in p.stderr
+    assert not (tmp_path / "x").exists()

@@ -180,8 +180,9 @@ class GankitLoop:
         fmt = torch.channels_last if conv else torch.contiguous_format
         G.to(memory_format=fmt)
         D.to(memory_format=fmt)
-        self.trainer = GANTrainer(G, D, make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg),
-                                  make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg), src, cfg.loss,
+        fused = conv
+        self.trainer = GANTrainer(G, D, make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg, fused),
+                                  make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg, fused), src, cfg.loss,
                                   cfg.k, cfg.batch_size, cfg.z_dim, cfg.noise, torch.Generator().manual_seed(1),
                                   torch.Generator().manual_seed(2), precision=self.precision,
                                   channels_last=conv, reuse_fake=cfg.reuse_fake)

@@ -103,17 +103,20 @@ def derive_seeds(seed: int) -> dict[str, int]:
     return {"init": int(s[0] >> 1), "data": int(s[1] >> 1), "noise": int(s[2] >> 1), "eval": int(s[3] >> 1)}
 
 
-def make_optimizer(name: str, params, lr: float, cfg: Config) -> torch.optim.Optimizer:
-    """Adam or SGD with momentum, as fused kernels (one pass over all parameters) where
-    this torch has them for the device, else the multi-tensor ``foreach`` implementation."""
+def make_optimizer(name: str, params, lr: float, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum. ``fused``: one kernel over all parameters (used for the
+    convolutional models and on GPUs, where it is faster); otherwise the multi-tensor
+    ``foreach`` implementation, which the small models' defaults were tuned with (the two
+    round differently, and a GAN's trajectory depends on such rounding)."""
     params = list(params)
-    device = params[0].device if params else torch.device("cpu")
     cls, kw = (torch.optim.Adam, dict(betas=(cfg.beta1, cfg.beta2))) if name == "adam" else \
         (torch.optim.SGD, dict(momentum=cfg.momentum))
-    try:
-        return cls(params, lr=lr, fused=True, **kw) if device.type in ("cpu", "cuda") else cls(params, lr=lr, **kw)
-    except (RuntimeError, TypeError, ValueError):
-        return cls(params, lr=lr, foreach=True, **kw)
+    if fused:
+        try:
+            return cls(params, lr=lr, fused=True, **kw)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return cls(params, lr=lr, foreach=True, **kw)
 
 
 def check_output_location(run_dir: Path, n_params: int, keep: int) -> None:
@@ -280,8 +283,9 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
             run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GankitError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror}") from None
-    opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg)
-    opt_d = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg)
+    fused = convolutional or device.type == "cuda"
+    opt_g = make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg, fused)
+    opt_d = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg, fused)
     gens = {
         "data": torch.Generator(device).manual_seed(seeds["data"]),
         "noise": torch.Generator(device).manual_seed(seeds["noise"]),

@@ -1,0 +1,32 @@
+"""The GPU path (autocast, gradient scaling, channels_last, cuDNN autotuning): run where CUDA
+is present, skipped cleanly where it is not."""
+
+import pytest
+import torch
+
+from gankit import Config, train
+from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_dcgan_trains_on_cuda(tmp_path, precision):
+    import numpy as np
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 32, 32), dtype=np.uint8))
+    cfg = Config(data=f"npz:{tmp_path / 'x.npy'}", model="dcgan", width=8, z_dim=8, batch_size=16, steps=6,
+                 device="cuda", precision=precision, eval_every=0, log_every=3, reuse_fake=True)
+    r = train(cfg, out=tmp_path / "r", progress=False)
+    ck = load_checkpoint(latest_checkpoint(tmp_path / "r"))
+    assert r.step == 6 and ck["precision"] == precision
+    assert all(torch.isfinite(v).all() for v in ck["G"].values())
+    assert (precision == "fp16") == bool(ck["scaler"])
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    from gankit.errors import GankitError
+    with pytest.raises(GankitError, match="no CUDA device; use --device cpu"):
+        train(Config(device="cuda", steps=1), out=tmp_path / "r", progress=False)

@@ -56,7 +56,22 @@ def parse_fake(spec: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-class DistributionSource:
+class _FreshDraws:
+    """A source whose every minibatch is a fresh draw: no position to save, and a look at
+    the data (``peek``) is just another draw from the caller's generator."""
+
+    def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Examples for a look (pictures, histograms) that leave the training stream alone."""
+        return self.next(n, generator)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class DistributionSource(_FreshDraws):
     """Infinite data: every minibatch is a set of fresh exact draws from a distribution."""
 
     value_range = None
@@ -68,16 +83,6 @@ class DistributionSource:
 
     def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
         return self.distribution.sample(m, generator).to(self.device, non_blocking=True)
-
-    def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Examples for a look (pictures, histograms) that leave the training stream alone."""
-        return self.next(n, generator)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 class ImageSource:
@@ -127,7 +132,7 @@ class ImageSource:
         self.pos, self.epoch = int(state["pos"]), int(state["epoch"])
 
 
-class FakeSource:
+class FakeSource(_FreshDraws):
     """Random uniform images drawn fresh each minibatch (no data set), for speed work."""
 
     def __init__(self, shape: tuple[int, int, int], device: torch.device):
@@ -138,15 +143,6 @@ class FakeSource:
         lo, hi = self.value_range
         x = torch.rand(m, *self.shape, generator=generator, device=generator.device)
         return (x * (hi - lo) + lo).to(self.device)
-
-    def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.next(n, generator)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def get_distribution(name: str) -> GaussianMixture:

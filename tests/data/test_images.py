@@ -173,3 +173,11 @@ def test_make_source_resizes_and_checks_sizes(tmp_path):
     fake = make_source(Config(data="fake:3,16,16"), torch.device("cpu"))
     x = fake.next(5, torch.Generator().manual_seed(0))
     assert x.shape == (5, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+
+
+def test_home_directory_in_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _png(tmp_path / "pics" / "a.png")
+    np.save(tmp_path / "x.npy", _digits(3, 8))
+    assert make_source(Config(data="folder:~/pics"), torch.device("cpu")).shape == (3, 8, 8)
+    assert make_source(Config(data="npz:~/x.npy"), torch.device("cpu")).shape == (1, 8, 8)

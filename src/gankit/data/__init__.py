@@ -14,6 +14,7 @@ Data specs (``--data``):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,7 @@ def load_images(spec: str, split: str = "train", data_dir: str | None = None) ->
     if spec in NAMED:
         return resolve(spec, split, data_dir)
     prefix, _, arg = spec.partition(":")
+    arg = os.path.expanduser(arg)
     if prefix == "idx":
         return load_idx_dir(arg, split), arg
     if prefix == "npz":
@@ -209,7 +211,7 @@ def make_source(cfg_or_name, device: torch.device):
             h = w = cfg.image_size
         return FakeSource((c, h, w), device)
     if spec.startswith("folder:"):
-        arg = spec.partition(":")[2]
+        arg = os.path.expanduser(spec.partition(":")[2])
         images = load_folder(arg, cfg.image_size, cfg.resize, cfg.channels)
         origin = arg
     else:

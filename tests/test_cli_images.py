@@ -37,7 +37,8 @@ def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
         Config.from_dict(load_preset(name)).validate()
     paper = Config.from_dict(load_preset("mnist-paper"))
     assert (paper.model, paper.optimizer, paper.noise, paper.batch_size, paper.lr_g) == \
-           ("mnist-paper", "sgd", "uniform", 100, 0.1)
+           ("mnist-paper", "sgd", "normal", 100, 0.1)
+    assert paper.lr_d == 0.05  # the published D objective is halved
     assert (paper.momentum, paper.momentum_final) == (0.5, 0.7)
     out = tmp_path / "p"
     assert main(["train", "--preset", "mnist-dcgan", "--data", f"npz:{digits}", "--width", "8", "--steps", "3",

@@ -3,8 +3,8 @@
 G: noise -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid (pixels in [0, 1]); weights U(-0.05, 0.05),
 the output bias set from the data's mean image (see ``init_from_data``).
 D: 784 -> maxout(240 units × 5 pieces) -> maxout(240 × 5) -> 1 logit, with dropout (input
-units kept with probability 0.8, hidden units 0.5); weights U(-0.005, 0.005); after each
-update every unit's weight vector is rescaled to norm at most 1.9365 (``max_col_norm``).
+units kept with probability 0.8, hidden units 0.5); weights U(-0.005, 0.005).
+(The published configuration is ``mnist.yaml`` of github.com/goodfeli/adversarial.)
 Dropout rescales kept units by 1/p during training (PyTorch's convention), which gives
 the same expected activations as pylearn2's scaling at test time.
 """
@@ -80,16 +80,7 @@ class PaperMNISTGenerator(nn.Module):
         return self.net(z).view(z.shape[0], *self.out_shape)
 
 
-def _max_row_norm_(linear: nn.Linear, limit: float) -> None:
-    """pylearn2's ``max_col_norm``: each unit's incoming weight vector is scaled to norm <= limit."""
-    with torch.no_grad():
-        norms = linear.weight.norm(dim=1, keepdim=True)
-        linear.weight.mul_(torch.clamp(limit / (norms + 1e-7), max=1.0))
-
-
 class PaperMNISTDiscriminator(nn.Module):
-    max_norm = 1.9365  # the published configuration's max_col_norm on every layer of D
-
     def __init__(self, in_shape=(1, 28, 28), units: int = 240, pieces: int = 5,
                  input_keep: float = 0.8, hidden_keep: float = 0.5):
         super().__init__()
@@ -100,12 +91,6 @@ class PaperMNISTDiscriminator(nn.Module):
             Dropout(1 - hidden_keep), nn.Linear(units, 1),
         )
         _uniform_init(self, 0.005)
-
-    def post_step(self) -> None:
-        """Called by the trainer after each update of D: the weight-norm constraint."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                _max_row_norm_(m, self.max_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert tuple(x.shape[1:]) == self.in_shape, f"D expects [n, {self.in_shape}], got {tuple(x.shape)}"

@@ -177,8 +177,6 @@ class GANTrainer:
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         self.opt_d.zero_grad(set_to_none=True)
         self._backward_step(loss_d, self.opt_d)
-        if hasattr(self.D, "post_step"):  # a constraint of the model (e.g. max-norm)
-            self.D.post_step()
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
 
     def generator_step(self) -> torch.Tensor:
@@ -199,8 +197,6 @@ class GANTrainer:
             self._backward_step(loss_g, self.opt_g)
         finally:
             self.D.requires_grad_(True)
-        if hasattr(self.G, "post_step"):
-            self.G.post_step()
         return loss_g.detach()
 
     def step(self, with_grad_norms: bool = False) -> StepStats:

@@ -94,7 +94,7 @@ class LowDimEvaluator(Callback):
         return {"modes": s["modes"], "high_quality": s["high_quality"], "reverse_kl": s["reverse_kl"]}
 
     def on_step_end(self, trainer, step, stats, row) -> None:
-        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+        if _due(step, self.every, self.until):  # every = 0: only the last step
             row.setdefault("step", step)
             row.update(self.evaluate(trainer.G))
             if np.isfinite(self.last_samples).all():
@@ -190,7 +190,7 @@ class MetricsEvaluator(Callback):
         self.scorer, self.every, self.until = scorer, every, until
 
     def on_step_end(self, trainer, step, stats, row) -> None:
-        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+        if _due(step, self.every, self.until):  # every = 0: only the last step
             row.setdefault("step", step)
             row.update({k: v for k, v in self.scorer.score(trainer.G).items() if k != "num_modes"})
 
@@ -252,7 +252,7 @@ class ImageSampler(Callback):
         save_image(generate(G, self.n, self.z_dim, self.noise, self.seed), path, value_range=self.value_range)
 
     def on_step_end(self, trainer, step, stats, row) -> None:
-        if self.every and _due(step, self.every, self.until) or (not self.every and step == self.until):
+        if _due(step, self.every, self.until):  # every = 0: only the last step
             (self.run_dir / "samples").mkdir(exist_ok=True)
             self.grid(trainer.G, self.run_dir / "samples" / f"step_{step:06d}.png")
 
@@ -281,7 +281,7 @@ class TensorBoardLogger(Callback):
 
     def on_step_end(self, trainer, step, stats, row) -> None:
         for k, v in row.items():
-            if k != "step" and isinstance(v, (int, float)) and v is not None:
+            if k != "step" and isinstance(v, (int, float)):
                 self.writer.add_scalar(k, v, step)
         if self.every and _due(step, self.every, self.until):
             with torch.no_grad():

@@ -105,6 +105,8 @@ def _error(capsys, argv):
     (["train", "--noise", "cauchy"], "noise must be one of"),
     (["train", "--beta1", "1.5"], "beta1 must be a number in [0, 1)"),
     (["train", "--k", "two"], "invalid int value"),
+    (["train", "--update", "sequential"], "update must be one of"),
+    (["train", "--update", "simultaneous", "--k", "2"], "k must be 1"),
     (["train", "--config", "/no/such/file.yaml"], "does not exist"),
     (["train", "--resume"], "--resume needs a run directory"),
     (["sample", "/no/such/run", "--out", "x.npy"], "does not exist"),

@@ -20,6 +20,7 @@ from .errors import GankitError
 
 LOSSES = ("nonsaturating", "minimax")
 NOISES = ("normal", "uniform")
+UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "exponential")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -37,6 +38,7 @@ class Config:
     model: str = "mlp"              # model family for G and D (see `gankit.models.MODELS`)
     loss: str = "nonsaturating"     # generator loss: "nonsaturating" (paper's practical) or "minimax"
     k: int = 1                      # discriminator steps per generator step (Algorithm 1)
+    update: str = "alternating"     # "alternating" (Algorithm 1) or "simultaneous" (k = 1: both gradients from one batch and one D, as the published code)
     batch_size: int = 256           # minibatch size m, for data and for noise
     steps: int = 4000               # generator steps (outer iterations of Algorithm 1) in total
     seed: int = 0                   # seeds every random stream of the run
@@ -94,6 +96,11 @@ class Config:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("on_divergence", self.on_divergence, ("stop", "rollback"))
+        _choice("update", self.update, UPDATES)
+        if self.update == "simultaneous" and self.k != 1:
+            raise GankitError(f"update simultaneous takes one D step per G step: k must be 1, got {self.k!r}")
+        if self.update == "simultaneous" and self.precision == "fp16":
+            raise GankitError("update simultaneous does not support fp16 loss scaling: use --precision bf16 or fp32")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
         if not isinstance(self.reuse_fake, bool):
             raise GankitError(f"reuse_fake must be true or false, got {self.reuse_fake!r}")

@@ -145,3 +145,31 @@ def test_noise_priors(prior):
     else:
         assert z.var().item() == pytest.approx(1.0, abs=0.015)     # SE ~0.0026
     assert abs(z.mean().item()) < 0.01
+
+
+def test_simultaneous_update_takes_both_gradients_from_the_same_state():
+    """update=simultaneous (the published code): one data batch and one noise batch; D's
+    gradient is -grad Ṽ and G's is grad L_G, both at the parameters *before* either step."""
+    t = _trainer(1, lr=0.05)
+    t.update = "simultaneous"
+    xs, zs = [], []
+    nxt, nb = t.data.next, t.noise_batch
+    t.data.next = lambda m, g: xs.append(nxt(m, g)) or xs[-1]
+    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    G0, D0 = _flat(t.G), _flat(t.D)
+    import copy
+    Gc, Dc = copy.deepcopy(t.G), copy.deepcopy(t.D)
+    s = t.step().to_dict()
+    assert len(xs) == 1 and len(zs) == 1  # one batch of each
+    fake = Gc(zs[0])
+    real_logits, fake_logits = Dc(xs[0]), Dc(fake)
+    gd = torch.autograd.grad(objectives.discriminator_loss(real_logits, fake_logits), list(Dc.parameters()),
+                             retain_graph=True)
+    gg = torch.autograd.grad(objectives.generator_loss(fake_logits, "nonsaturating"), list(Gc.parameters()))
+    # SGD with momentum 0.5 on a fresh buffer: the first step is p - lr * grad.
+    want_d = D0 - 0.05 * torch.cat([g.flatten() for g in gd])
+    want_g = G0 - 0.05 * torch.cat([g.flatten() for g in gg])
+    torch.testing.assert_close(_flat(t.D), want_d, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(_flat(t.G), want_g, rtol=1e-6, atol=1e-7)
+    assert s["loss_g"] == pytest.approx(float(objectives.generator_loss(fake_logits, "nonsaturating")), rel=1e-6)
+    assert t.step_count == 1

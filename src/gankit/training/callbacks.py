@@ -198,6 +198,32 @@ class MetricsEvaluator(Callback):
             row.update({k: v for k, v in self.scorer.score(trainer.G).items() if k != "num_modes"})
 
 
+def check_finite_weights(states: dict, step: int) -> None:
+    """Raise :class:`DivergenceError` if G's or D's state (``states["G"]``, ``states["D"]``)
+    holds NaN or Inf."""
+    for net in ("G", "D"):
+        bad = [k for k, v in states[net].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise DivergenceError(f"training diverged by step {step}: {net} has NaN/Inf in {bad[0]}; "
+                                  "no checkpoint written, the earlier ones are intact")
+
+
+class WeightGuard(Callback):
+    """On the ranks that do not write (distributed runs): the same finite-weights check as
+    the :class:`Checkpointer` of rank 0, at the same steps. The weights are the same on every
+    rank, so all ranks stop together instead of the others waiting on rank 0 for ever."""
+
+    def __init__(self, every: int, G, D):
+        self.every, self.G, self.D = every, G, D
+
+    def on_step_end(self, trainer, step, stats, row) -> None:
+        if step % self.every == 0:
+            check_finite_weights({"G": self.G.state_dict(), "D": self.D.state_dict()}, step)
+
+    def on_end(self, trainer, step) -> None:
+        check_finite_weights({"G": self.G.state_dict(), "D": self.D.state_dict()}, step)
+
+
 class Checkpointer(Callback):
     """Saves every ``every`` steps and at the end (atomically; the newest ``keep`` are kept);
     with ``best_metric``, also ``checkpoints/best.pt`` whenever that metric improves."""
@@ -227,11 +253,7 @@ class Checkpointer(Callback):
 
     def save(self, step: int) -> None:
         payload = self.payload()
-        for net in ("G", "D"):
-            bad = [k for k, v in payload[net].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-            if bad:  # never replace a good checkpoint with bad weights
-                raise DivergenceError(f"training diverged by step {step}: {net} has NaN/Inf in {bad[0]}; "
-                                      "no checkpoint written, the earlier ones are intact")
+        check_finite_weights(payload, step)  # never replace a good checkpoint with bad weights
         save_checkpoint(self.run_dir, payload, keep=self.keep)
         self.last_saved = step
 

@@ -31,7 +31,7 @@ from ..errors import DivergenceError, GankitError
 from ..models import build_models
 from ..evaluate import LOWER_IS_BETTER, Scorer, parse_metrics
 from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
-                        Stats, TensorBoardLogger)
+                        Stats, TensorBoardLogger, WeightGuard)
 from .checkpoint import load_checkpoint, load_latest_good, rng_state, set_rng_state
 from .distributed import Dist, init_from_env, shutdown, wrap
 from .loop import GANTrainer, run_loop
@@ -366,7 +366,7 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
                                lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
                                best_so_far=_best_so_far(run_dir))]
     if not dd.is_main:  # the other processes train and keep statistics; rank 0 writes
-        callbacks = [stats]
+        callbacks = [stats, WeightGuard(cfg.checkpoint_every, G, D)]
     rollbacks = 0
     with _stop_on_signals() as local_stop:
         should_stop = (lambda: dd.any(local_stop())) if dd.enabled else local_stop

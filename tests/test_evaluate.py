@@ -56,10 +56,13 @@ def test_eval_images_raw_features(tmp_path):
     # 64 reference images and raw 784-d pixels: too few for a Fréchet distance -> a refusal.
     with pytest.raises(GankitError, match="more samples than feature dimensions"):
         evaluate_run(out, ["fid"], n=100, extractor="raw")
-    r = evaluate_run(out, ["kid", "pr"], n=100, extractor="raw")
+    r = evaluate_run(out, ["kid", "pr", "parzen"], n=100, extractor="raw")
     # KID is unbiased, so near 0 it can be slightly negative; its spread is reported beside it.
     assert np.isfinite(r["kid"]) and r["kid_std"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
     assert r["reference"].startswith(f"npz:{tmp_path / 'x.npy'} train")
+    # Parzen names its own data and leaves the FID/KID reference as it was.
+    assert np.isfinite(r["parzen"]) and r["parzen_se"] > 0 and r["parzen_sigma"] > 0
+    assert r["parzen_data"].startswith("log-likelihood of 64 images of npz:")
 
 
 def test_parse_metrics():

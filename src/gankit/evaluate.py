@@ -154,11 +154,20 @@ class Scorer:
                 out.update(classes_present=int((counts > 0).sum()), class_shares=(counts / counts.sum()).round(4).tolist(),
                            class_kl=reverse_kl_uniform(counts))
         if "parzen" in self.metrics:
+            keep = self.info.get("reference")  # the FID's reference; Parzen names its own data below
             test = self._reference_images("test")[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
+            test_from = self.info["reference"]
             train = self._reference_images("train")
+            train_from = self.info["reference"]
+            if keep is None:
+                del self.info["reference"]
+            else:
+                self.info["reference"] = keep
             val = train[-10_000:][: self.parzen_validation].reshape(-1, test.shape[1]) / 255.0
             p = parzen_score(x.reshape(self.n, -1).double().numpy(), test, val)
             out.update(parzen=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
+            self.info["parzen_data"] = (f"log-likelihood of {len(test)} images of {test_from}; sigma chosen on the "
+                                        f"last {len(val)} images of {train_from}")
         out["eval_seconds"] = time.perf_counter() - t0
         return out
 

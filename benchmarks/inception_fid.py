@@ -3,7 +3,7 @@
     python benchmarks/inception_fid.py RUN                          # 10k samples vs the MNIST test set
     python benchmarks/inception_fid.py RUN --parity-n 2500 --n 10000
 
-1. Parity: FID of ``--parity-n`` samples against as many test images, with the features
+1. Parity (skipped with ``--parity-n 0``): FID of ``--parity-n`` samples against as many test images, with the features
    computed in fp32 and in bf16 (autocast); the relative change and the time of each.
 2. The FID of ``--n`` samples against the first ``--n`` test images, in the precision
    chosen by ``--precision`` (auto: bf16 when the parity step moved the FID by < 0.5 %).
@@ -56,17 +56,20 @@ def main() -> None:
     result = {"run": str(run.path), "step": step, "config": cfg.to_dict()}
 
     parity = {}
-    for prec in ("fp32", "bf16"):
+    for prec in ("fp32", "bf16") if a.parity_n else ():
         fake, real, info = features(cfg, G, a.parity_n, prec, a.seed)
         parity[prec] = {"fid": fid_from_features(real, fake), **info}
         print(prec, json.dumps(parity[prec]), flush=True)
-    rel = abs(parity["bf16"]["fid"] - parity["fp32"]["fid"]) / parity["fp32"]["fid"]
-    parity["relative_change"] = rel
-    parity["n"] = a.parity_n
-    result["parity"] = parity
-    print(f"parity on {a.parity_n}: FID fp32 {parity['fp32']['fid']:.3f}, bf16 {parity['bf16']['fid']:.3f} "
-          f"({rel:.3%})", flush=True)
-
+    rel = None
+    if parity:
+        rel = abs(parity["bf16"]["fid"] - parity["fp32"]["fid"]) / parity["fp32"]["fid"]
+        parity["relative_change"] = rel
+        parity["n"] = a.parity_n
+        result["parity"] = parity
+        print(f"parity on {a.parity_n}: FID fp32 {parity['fp32']['fid']:.3f}, bf16 {parity['bf16']['fid']:.3f} "
+              f"({rel:.3%})", flush=True)
+    if a.precision == "auto" and rel is None:
+        raise SystemExit("--precision auto needs the parity step (--parity-n > 0)")
     prec = a.precision if a.precision != "auto" else ("bf16" if rel < 0.005 else "fp32")
     if a.n:
         fake, real, info = features(cfg, G, a.n, prec, a.seed)

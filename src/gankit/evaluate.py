@@ -80,24 +80,24 @@ class Scorer:
                                      "raw": "Fréchet distance on raw values"}[self.extractor.name]
 
     # ---------------------------------------------------------------- references
-    def _reference_images(self, split: str) -> np.ndarray:
+    def _reference_images(self, split: str) -> tuple[np.ndarray, str]:
+        """Reference images of a split and a description of where they came from."""
         from .data import load_images, make_source
         from .data.registry import NAMED
         if self.cfg.data in NAMED or not self.cfg.data.startswith(("folder:", "fake:")):
             try:
                 images, origin = load_images(self.cfg.data, split if self.cfg.data in NAMED else "train",
                                              self.cfg.data_dir or None)
-                self.info["reference"] = f"{self.cfg.data} {split if self.cfg.data in NAMED else 'train'} ({origin})"
                 from .data import resize_images
-                return resize_images(images, self.cfg.image_size, self.cfg.resize, self.cfg.channels, origin)
+                return (resize_images(images, self.cfg.image_size, self.cfg.resize, self.cfg.channels, origin),
+                        f"{self.cfg.data} {split if self.cfg.data in NAMED else 'train'} ({origin})")
             except GankitError:
                 if self.cfg.data in NAMED:
                     raise
         src = make_source(self.cfg, torch.device("cpu"))
         if not hasattr(src, "data"):
             raise GankitError(f"{self.cfg.data} has no reference images to compare with")
-        self.info["reference"] = f"{self.cfg.data} training images"
-        return src.data.numpy()
+        return src.data.numpy(), f"{self.cfg.data} training images"
 
     def real_features(self) -> np.ndarray:
         if self._real is None:
@@ -113,7 +113,8 @@ class Scorer:
                                                     self.cfg.data_dir or None)
                     self.info["reference"] = f"{self.cfg.data} test split, first {len(self._real)} images"
                 else:
-                    imgs = self._reference_images("test")[: self.n]
+                    imgs, self.info["reference"] = self._reference_images("test")
+                    imgs = imgs[: self.n]
                     self._real = self.extractor(torch.from_numpy(imgs).float() / 255)
         return self._real
 
@@ -154,15 +155,9 @@ class Scorer:
                 out.update(classes_present=int((counts > 0).sum()), class_shares=(counts / counts.sum()).round(4).tolist(),
                            class_kl=reverse_kl_uniform(counts))
         if "parzen" in self.metrics:
-            keep = self.info.get("reference")  # the FID's reference; Parzen names its own data below
-            test = self._reference_images("test")[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
-            test_from = self.info["reference"]
-            train = self._reference_images("train")
-            train_from = self.info["reference"]
-            if keep is None:
-                del self.info["reference"]
-            else:
-                self.info["reference"] = keep
+            test, test_from = self._reference_images("test")
+            test = test[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
+            train, train_from = self._reference_images("train")
             val = train[-10_000:][: self.parzen_validation].reshape(-1, test.shape[1]) / 255.0
             p = parzen_score(x.reshape(self.n, -1).double().numpy(), test, val)
             out.update(parzen=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])

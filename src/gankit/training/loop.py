@@ -232,23 +232,17 @@ class GANTrainer:
 
     def step(self, with_grad_norms: bool = False) -> StepStats:
         """One outer iteration of Algorithm 1. Returns its statistics as tensors."""
-        grad_norm_d = None
+        grad_norm_d = grad_norm_g = None
         if self.schedule is not None:
             self._apply_schedule()
         if self.update == "simultaneous":
             loss_d, real_logits, fake_logits, loss_g = self.simultaneous_step()
-            self.step_count += 1
-            return StepStats(
-                value=-loss_d, d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean(),
-                loss_d=loss_d, loss_g=loss_g,
-                grad_norm_d=_grad_norm(self.D) if with_grad_norms else None,
-                grad_norm_g=_grad_norm(self.G) if with_grad_norms else None)
-        for _ in range(self.k):
-            loss_d, real_logits, fake_logits = self.discriminator_step()
+        else:
+            for _ in range(self.k):
+                loss_d, real_logits, fake_logits = self.discriminator_step()
+            loss_g = self.generator_step()  # D is frozen here: its gradients stay those of its last step
         if with_grad_norms:
-            grad_norm_d = _grad_norm(self.D)
-        loss_g = self.generator_step()
-        grad_norm_g = _grad_norm(self.G) if with_grad_norms else None
+            grad_norm_d, grad_norm_g = _grad_norm(self.D), _grad_norm(self.G)
         self.step_count += 1
         return StepStats(
             value=-loss_d,

@@ -26,7 +26,11 @@ class Maxout(nn.Module):
         self.linear = nn.Linear(in_features, units * pieces)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
+        # max(dim).values, not amax: the same forward, and a backward that routes each
+        # gradient to the winning piece by index; amax's backward builds an equality mask
+        # and splits the gradient among ties, 1.7x (fp32) to 2.9x (bf16) slower here for
+        # [100, 240 x 5]. The two differ only at exact ties, where both are subgradients.
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).max(dim=2).values
 
 
 class Dropout(nn.Module):

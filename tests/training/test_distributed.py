@@ -55,3 +55,25 @@ def test_global_batch_must_divide(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode != 0 and "must divide evenly over 2 processes" in p.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_rank_zero_alone_evaluates(tmp_path):
+    """Metrics during a 2-process run: computed by rank 0, logged once per evaluation step."""
+    import json
+    _torchrun(2, "train", "--out", str(tmp_path / "m"), "--steps", "50", *ARGS, "--metrics", "fid",
+              "--eval-every", "25")
+    rows = [json.loads(line) for line in (tmp_path / "m/metrics.jsonl").read_text().splitlines()]
+    fid_steps = [r["step"] for r in rows if "fid" in r]
+    assert fid_steps == [25, 50]
+    assert all(r["fid"] >= 0 for r in rows if "fid" in r)
+
+
+def test_metric_mistake_refused_by_every_rank(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", "-m", "gankit", "train", "--out", str(tmp_path / "x"),
+                        "--metrics", "parzen", "--steps", "2", "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode != 0
+    assert p.stderr.count("parzen is an image metric") == 2   # both ranks say it, neither waits
+    assert not (tmp_path / "x").exists()

@@ -29,7 +29,7 @@ from ..config import Config
 from ..data import DistributionSource, make_source
 from ..errors import DivergenceError, GankitError
 from ..models import build_models
-from ..evaluate import LOWER_IS_BETTER, Scorer, parse_metrics
+from ..evaluate import LOWER_IS_BETTER, Scorer, check_metrics, parse_metrics
 from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
                         Stats, TensorBoardLogger, WeightGuard)
 from .checkpoint import load_checkpoint, load_latest_good, rng_state, set_rng_state
@@ -278,7 +278,17 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
             produced |= {"modes", "high_quality", "reverse_kl"}
         if cfg.best_metric not in produced:
             raise GankitError(f"best_metric {cfg.best_metric} is not computed by this run; add it to --metrics")
-    scorer = Scorer(cfg, source.shape, extra, cfg.eval_samples, seed=seeds["eval"]) if extra else None
+    # Only rank 0 evaluates: the others check that the metrics apply (so every rank refuses
+    # the same mistakes) but load no feature extractor, which may train and cache a classifier.
+    check_metrics(cfg, source.shape, extra)
+    scorer, failure = None, None
+    if extra and dd.is_main:
+        try:
+            scorer = Scorer(cfg, source.shape, extra, cfg.eval_samples, seed=seeds["eval"])
+        except GankitError as exc:
+            failure = exc
+    if dd.any(failure is not None):  # all ranks stop together rather than wait for rank 0
+        raise failure or GankitError("rank 0 could not set up the evaluation; see its message")
     if ckpt is None and dd.is_main:
         check_output_location(run_dir, sum(p.numel() for m in (G, D) for p in m.parameters()),
                               cfg.keep_checkpoints)
@@ -331,17 +341,18 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
     writer = MetricsWriter(metrics_path)
     writer.rows = rows
     callbacks = [stats]
-    if isinstance(source, DistributionSource) and source.shape[0] <= 2:
+    # Rank 0 alone draws, evaluates and writes: the other ranks build none of those callbacks.
+    if dd.is_main and isinstance(source, DistributionSource) and source.shape[0] <= 2:
         callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise,
                                          cfg.eval_samples, cfg.eval_every, cfg.steps, seeds["eval"],
                                          lambda: writer.rows))
-    elif len(source.shape) == 3:
+    elif dd.is_main and len(source.shape) == 3:
         callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],
                                       source.value_range, lambda: writer.rows))
     if scorer is not None:
         callbacks.append(MetricsEvaluator(scorer, cfg.eval_every, cfg.steps))
     tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
-                                  getattr(source, "value_range", None))
+                                  getattr(source, "value_range", None)) if dd.is_main else None
     if tb is not None:
         callbacks.append(tb)
 

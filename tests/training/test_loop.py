@@ -173,3 +173,28 @@ def test_simultaneous_update_takes_both_gradients_from_the_same_state():
     torch.testing.assert_close(_flat(t.G), want_g, rtol=1e-6, atol=1e-7)
     assert s["loss_g"] == pytest.approx(float(objectives.generator_loss(fake_logits, "nonsaturating")), rel=1e-6)
     assert t.step_count == 1
+
+
+def test_fused_sgd_is_bitwise_foreach_sgd():
+    """make_optimizer fuses SGD everywhere on the premise that it changes no bit (momentum
+    and learning rate changing between steps, as the paper's schedule does)."""
+    from gankit.config import Config
+    from gankit.training.run import make_optimizer
+    torch.manual_seed(0)
+    ps = [torch.randn(300, 200), torch.randn(200), torch.randn(7, 5)]
+    a = [p.clone().requires_grad_() for p in ps]
+    b = [p.clone().requires_grad_() for p in ps]
+    cfg = Config(optimizer="sgd", momentum=0.5)
+    oa = torch.optim.SGD(a, lr=0.1, momentum=0.5, foreach=True)
+    ob = make_optimizer("sgd", b, 0.1, cfg)
+    assert ob.defaults.get("fused")
+    for i in range(10):
+        for x, y in zip(a, b):
+            x.grad = torch.randn_like(x)
+            y.grad = x.grad.clone()
+        oa.step()
+        ob.step()
+        for g in oa.param_groups + ob.param_groups:
+            g["momentum"], g["lr"] = 0.5 + 0.02 * i, 0.1 / 1.000004 ** i
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], ps[0])  # the parameters did move

@@ -109,10 +109,14 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 def make_optimizer(name: str, params, lr: float, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
     """Adam or SGD with momentum. ``fused``: one kernel over all parameters (used for the
-    convolutional models and on GPUs, where it is faster); otherwise the multi-tensor
-    ``foreach`` implementation, which the small models' defaults were tuned with (the two
-    round differently, and a GAN's trajectory depends on such rounding)."""
+    convolutional models and on GPUs, where it is faster); otherwise Adam uses the
+    multi-tensor ``foreach`` implementation, which the small models' defaults were tuned
+    with (fused Adam rounds differently, and a GAN's trajectory depends on such rounding).
+    SGD is always fused where torch has it: its fused step gives bitwise the same
+    parameters as ``foreach`` (tests/training/test_loop.py) and took 1.45 ms instead of
+    1.86 ms per step for the paper's MNIST model here."""
     params = list(params)
+    fused = fused or name == "sgd"
     cls, kw = (torch.optim.Adam, dict(betas=(cfg.beta1, cfg.beta2))) if name == "adam" else \
         (torch.optim.SGD, dict(momentum=cfg.momentum))
     if fused:

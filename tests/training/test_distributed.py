@@ -21,11 +21,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _torchrun(n, *argv):
+def _launch(n, *argv):
+    """``gankit *argv`` on ``n`` gloo processes; the finished process (its exit not checked)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
-                        f"--master_port={_free_port()}", "-m", "gankit", *argv],
-                       capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
+                           f"--master_port={_free_port()}", "-m", "gankit", *argv],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _torchrun(n, *argv):
+    p = _launch(n, *argv)
     assert p.returncode == 0, p.stderr[-2000:]
     return p
 
@@ -48,11 +53,7 @@ def test_two_ranks_equal_one_rank_and_resume_on_another_count(tmp_path):
 
 
 def test_global_batch_must_divide(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        f"--master_port={_free_port()}", "-m", "gankit", "train", "--out", str(tmp_path / "x"),
-                        "--batch-size", "63", "--steps", "2", "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = _launch(2, "train", "--out", str(tmp_path / "x"), "--batch-size", "63", "--steps", "2", "--quiet")
     assert p.returncode != 0 and "must divide evenly over 2 processes" in p.stderr
     assert not (tmp_path / "x").exists()
 
@@ -69,11 +70,7 @@ def test_rank_zero_alone_evaluates(tmp_path):
 
 
 def test_metric_mistake_refused_by_every_rank(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        f"--master_port={_free_port()}", "-m", "gankit", "train", "--out", str(tmp_path / "x"),
-                        "--metrics", "parzen", "--steps", "2", "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = _launch(2, "train", "--out", str(tmp_path / "x"), "--metrics", "parzen", "--steps", "2", "--quiet")
     assert p.returncode != 0
     assert p.stderr.count("parzen is an image metric") == 2   # both ranks say it, neither waits
     assert not (tmp_path / "x").exists()

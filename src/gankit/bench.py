@@ -6,7 +6,8 @@ image on access (as torchvision's datasets do: uint8 -> PIL -> tensor -> normali
 D step's fake batch reused for the G step, and ``.item()`` on the losses every step. Both
 loops train the same architecture with the same batch, optimizer and update rule (the
 ``mnist-paper`` preset's simultaneous updates are written plainly in the reference too);
-they alternate in rounds, and the median round is reported.
+they alternate in rounds (at least ``steps`` steps and about 3 s of the reference each),
+and the median round of each is reported.
 
 Cases: ``dcgan64`` (64×64×3, batch 64), ``mnist-dcgan``, ``mnist-paper``, ``mlp2d`` (ring8).
 Reported per case: examples/s of each, their ratio, achieved GFLOP/s (FLOPs of one step
@@ -18,6 +19,7 @@ images, data handling included (the loader's start-up counted once per epoch).
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -264,14 +266,17 @@ def _time(fn, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_case(name: str, steps: int = 20, rounds: int = 3, workers: int = 0, precision: str = "auto",
-               log=print) -> dict:
+def bench_case(name: str, steps: int = 20, rounds: int = 5, workers: int = 0, precision: str = "auto",
+               log=print, min_round_s: float = 3.0) -> dict:
+    """``steps`` per round at least, more where the reference would finish a round in under
+    ``min_round_s`` seconds: short rounds are at the mercy of a shared host's noise."""
     case = _case(name)
     m = case.cfg.batch_size
     ref = ReferenceLoop(case, workers)
     ours = GankitLoop(case, precision)
+    ours.run(5)  # warm-up (allocations, first-call kernels, oneDNN primitives)
     ref.run(2)
-    ours.run(2)  # warm-up (allocations, first-call kernels)
+    steps = max(steps, math.ceil(min_round_s / _time(ref.run, 3)))
     t_ref, t_ours = [], []
     for _ in range(rounds):
         t_ref.append(_time(ref.run, steps))
@@ -286,6 +291,7 @@ def bench_case(name: str, steps: int = 20, rounds: int = 3, workers: int = 0, pr
     out = {
         "case": name, "batch": m, "precision": ours.precision, "reference_workers": workers,
         "steps_per_round": steps, "rounds": rounds,
+        "reference_s_per_step_by_round": t_ref, "gankit_s_per_step_by_round": t_ours,
         "reference_examples_per_s": m / tr, "gankit_examples_per_s": m / to, "ratio": tr / to,
         "flops_per_step": flops, "reference_flops_per_step": flops_ref,
         "gankit_gflops": flops / to / 1e9, "reference_gflops": flops_ref / tr / 1e9,
@@ -325,15 +331,15 @@ def environment() -> dict:
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}}
 
 
-def run_bench(cases=CASES, steps: int = 20, rounds: int = 3, workers=(0,), precision: str = "auto",
-              out: str | Path | None = None, log=print) -> dict:
+def run_bench(cases=CASES, steps: int = 20, rounds: int = 5, workers=(0,), precision: str = "auto",
+              out: str | Path | None = None, log=print, min_round_s: float = 3.0) -> dict:
     bad = [c for c in cases if c not in CASES]
     if bad:
         raise GankitError(f"unknown bench case {bad[0]!r}; choose from: {', '.join(CASES)}")
     results = []
     for name in cases:
         for w in (workers if name.startswith("mnist") else (0,)):
-            results.append(bench_case(name, steps, rounds, w, precision, log))
+            results.append(bench_case(name, steps, rounds, w, precision, log, min_round_s))
     payload = {**environment(), "results": results}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

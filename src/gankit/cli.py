@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cases", nargs="+", default=None, metavar="CASE",
                    help="dcgan64, mnist-dcgan, mnist-paper, mlp2d (default: all)")
     b.add_argument("--steps", type=int, default=20, help="steps per round (default: 20)")
-    b.add_argument("--rounds", type=int, default=3, help="alternating rounds (default: 3)")
+    b.add_argument("--rounds", type=int, default=5, help="alternating rounds; the median is reported (default: 5)")
     b.add_argument("--workers", type=int, nargs="+", default=[0], help="reference DataLoader workers for MNIST "
                                                                        "cases, one run each (default: 0)")
     b.add_argument("--precision", default="auto", help="gankit's precision: auto, fp32, bf16, fp16")

@@ -171,7 +171,7 @@ def test_simultaneous_update_takes_both_gradients_from_the_same_state():
     want_g = G0 - 0.05 * torch.cat([g.flatten() for g in gg])
     torch.testing.assert_close(_flat(t.D), want_d, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(_flat(t.G), want_g, rtol=1e-6, atol=1e-7)
-    assert s["loss_g"] == pytest.approx(float(objectives.generator_loss(fake_logits, "nonsaturating")), rel=1e-6)
+    assert s["loss_g"] == pytest.approx(float(objectives.generator_loss(fake_logits, "nonsaturating").detach()), rel=1e-6)
     assert t.step_count == 1
 
 

@@ -60,7 +60,7 @@ class Config:
     depth: int = 3                  # MLP: number of hidden layers (G and D)
     device: str = "cpu"             # "cpu", "cuda", "cuda:N" or "auto"
     precision: str = "auto"         # fp32, bf16, fp16 (autocast), or auto: bf16 for convolutions on CPUs with bf16 units and on GPUs
-    threads: int = 0                # CPU threads for torch (0 = torch's default)
+    threads: int = 0                # CPU threads for torch (0 = torch's default less the cores other processes keep busy at start)
     reuse_fake: bool = False        # k = 1: the G step reuses the D step's samples G(z) (same update, one G forward less)
     log_every: int = 100            # steps between rows of metrics.jsonl and progress updates
     eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end

@@ -118,3 +118,47 @@ def test_weight_guard_stops_non_writing_ranks_on_the_same_steps():
         guard.on_step_end(None, 20, None, {})
     with _pytest.raises(DivergenceError):
         guard.on_end(None, 23)
+
+
+def test_thread_count_yields_to_busy_cores(monkeypatch):
+    """One of 2 cores busy with another process: 1 thread (2 threads collapse 3-5× there)."""
+    from gankit.training import run as run_mod
+    cpus = 2
+    monkeypatch.setattr(run_mod.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(run_mod.time, "sleep", lambda s: None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for busy_jiffies, want in ((0, 2), (4, 2), (10, 1), (20, 1)):  # of 20 jiffies (2 cpus × 10)
+            samples = iter([(1000, 5000), (1000 + busy_jiffies, 5020)])
+            monkeypatch.setattr(run_mod, "_cpu_times", lambda: next(samples))
+            threads, note = run_mod.choose_threads()
+            assert threads == want, (busy_jiffies, threads)
+            assert (note is None) == (want == 2)
+            if note:
+                assert "busy with other work" in note and "--threads" in note
+
+        def broken():
+            raise OSError("no /proc/stat")
+        monkeypatch.setattr(run_mod, "_cpu_times", broken)
+        assert run_mod.choose_threads() == (2, None)           # keeps torch's choice
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_run_keeps_its_thread_count_on_resume(tmp_path, monkeypatch):
+    from gankit.training import run as run_mod
+    monkeypatch.setattr(run_mod, "choose_threads", lambda: (1, "1.0 of 2 cores busy"))
+    before = torch.get_num_threads()
+    assert main(["train", "--out", str(tmp_path / "r"), "--steps", "10", "--checkpoint-every", "5",
+                 "--eval-every", "0", "--lr-schedule", "constant", "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "r/checkpoints/step_000010.pt")["threads"] == 1
+    assert torch.get_num_threads() == before                   # restored after the run
+
+    def must_not_choose():
+        raise AssertionError("a resumed run must reuse its checkpoint's thread count")
+    monkeypatch.setattr(run_mod, "choose_threads", must_not_choose)
+    seen = []
+    monkeypatch.setattr(run_mod.torch, "set_num_threads", lambda n: seen.append(n))
+    assert main(["train", "--resume", str(tmp_path / "r"), "--steps", "15", "--quiet"]) == 0
+    assert seen[0] == 1

@@ -164,7 +164,6 @@ class ReferenceLoop:
             self.optG.step()
             _ = (err_real.item() + err_fake.item(), err_g.item(), d_x, d_g1, d_g2)
 
-
     def _simultaneous(self, real, b):
         """The published code's update (``update: simultaneous``) written plainly: both
         gradients from one forward pass on each batch, then both optimizers step."""

@@ -387,21 +387,6 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
     stats = Stats(cfg.log_every, cfg.steps, cfg.batch_size, elapsed_before)
     writer = MetricsWriter(metrics_path)
     writer.rows = rows
-    callbacks = [stats]
-    # Rank 0 alone draws, evaluates and writes: the other ranks build none of those callbacks.
-    if dd.is_main and isinstance(source, DistributionSource) and source.shape[0] <= 2:
-        callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise,
-                                         cfg.eval_samples, cfg.eval_every, cfg.steps, seeds["eval"],
-                                         lambda: writer.rows))
-    elif dd.is_main and len(source.shape) == 3:
-        callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],
-                                      source.value_range, lambda: writer.rows))
-    if scorer is not None:
-        callbacks.append(MetricsEvaluator(scorer, cfg.eval_every, cfg.steps))
-    tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
-                                  getattr(source, "value_range", None)) if dd.is_main else None
-    if tb is not None:
-        callbacks.append(tb)
 
     def payload() -> dict:
         return {
@@ -419,12 +404,27 @@ def _train(cfg, out, resume, progress, runs_root, device, dd: Dist) -> TrainResu
             "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else {},
         }
 
-    callbacks += [writer, Progress(cfg.steps, enabled=progress),
-                  Checkpointer(run_dir, cfg.checkpoint_every, payload, keep=cfg.keep_checkpoints,
-                               best_metric=cfg.best_metric,
-                               lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
-                               best_so_far=_best_so_far(run_dir))]
-    if not dd.is_main:  # the other processes train and keep statistics; rank 0 writes
+    if dd.is_main:  # rank 0 alone draws, evaluates and writes
+        callbacks = [stats]
+        if isinstance(source, DistributionSource) and source.shape[0] <= 2:
+            callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise,
+                                             cfg.eval_samples, cfg.eval_every, cfg.steps, seeds["eval"],
+                                             lambda: writer.rows))
+        elif len(source.shape) == 3:
+            callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],
+                                          source.value_range, lambda: writer.rows))
+        if scorer is not None:
+            callbacks.append(MetricsEvaluator(scorer, cfg.eval_every, cfg.steps))
+        tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
+                                      getattr(source, "value_range", None))
+        if tb is not None:
+            callbacks.append(tb)
+        callbacks += [writer, Progress(cfg.steps, enabled=progress),
+                      Checkpointer(run_dir, cfg.checkpoint_every, payload, keep=cfg.keep_checkpoints,
+                                   best_metric=cfg.best_metric,
+                                   lower_is_better=LOWER_IS_BETTER.get(cfg.best_metric, True),
+                                   best_so_far=_best_so_far(run_dir))]
+    else:  # the other processes train, keep statistics and check the weights at rank 0's checkpoint steps
         callbacks = [stats, WeightGuard(cfg.checkpoint_every, G, D)]
     rollbacks = 0
     with _stop_on_signals() as local_stop:

@@ -107,7 +107,9 @@ class ReferenceLoop:
     def __init__(self, case: Case, workers: int):
         cfg = case.cfg
         shape = (2,) if case.images is None else case.images.shape[1:]
-        self.G, D = _models(cfg, shape)
+        # torch's own layers: gankit's models replace some of their kernels (models/layers.py)
+        from .models.layers import plain_torch_layers
+        self.G, D = (plain_torch_layers(m) for m in _models(cfg, shape))
         self.D = nn.Sequential(D, nn.Sigmoid())
         self.optG = _optim(cfg, self.G.parameters(), cfg.lr_g)
         self.optD = _optim(cfg, self.D.parameters(), cfg.lr_d)

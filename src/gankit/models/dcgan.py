@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import FullConv2d, PointConvTranspose2d, StridedConv2d, StridedConvTranspose2d
+
 SIZES = (28, 32, 64)
 
 
@@ -41,11 +43,11 @@ class DCGANGenerator(nn.Module):
         self.z_dim, self.out_shape = z_dim, (channels, size, size)
         first, stages = _plan(size)
         w = width * 2 ** (stages - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, w, first, 1, 0, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)]
+        layers: list[nn.Module] = [PointConvTranspose2d(z_dim, w, first, 1, 0, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)]
         for _ in range(stages - 1):
-            layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(True)]
+            layers += [StridedConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(True)]
             w //= 2
-        layers += [nn.ConvTranspose2d(w, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [StridedConvTranspose2d(w, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
@@ -61,12 +63,12 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(f"DCGAN supports image sizes {SIZES}, got {size}")
         self.in_shape = (channels, size, size)
         first, stages = _plan(size)
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [StridedConv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         w = width
         for _ in range(stages - 1):
-            layers += [nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True)]
+            layers += [StridedConv2d(w, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True)]
             w *= 2
-        layers += [nn.Conv2d(w, 1, first, 1, 0, bias=False)]
+        layers += [FullConv2d(w, 1, first, 1, 0, bias=False)]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 

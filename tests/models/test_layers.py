@@ -34,6 +34,7 @@ CONV_CASES = [
     (2, 64, 8, 40),    # weight gradient by im2col + product
     (2, 40, 6, 64),    # 40 channels: 640 patch columns, im2col path; input gradient by oneDNN
     (2, 16, 8, 8),     # 16 channels: 256 patch columns, oneDNN for both
+    (2, 256, 4, 8),    # 4096 patch columns: the forward by im2col + product too
 ]
 
 
@@ -73,7 +74,8 @@ def test_cases_reach_every_branch():
     small = [c for _, c, _, _ in CONV_CASES if c <= L.SMALL_CHANNELS]
     patch = [(n, c, s) for n, c, s, _ in CONV_CASES if L._patch_weight_grad(c, n * (s // 2) ** 2)]
     onednn = [(n, c, s) for n, c, s, _ in CONV_CASES if not L._patch_weight_grad(c, n * (s // 2) ** 2)]
-    assert small and patch and onednn
+    forward = [c for _, c, _, _ in CONV_CASES if 16 * c >= L.PATCH_FORWARD_MIN_COLUMNS]
+    assert small and patch and onednn and forward
 
 
 def test_point_and_full_layers_equal_torch_float64():

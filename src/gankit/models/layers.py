@@ -102,20 +102,33 @@ def im2col_s2k4(t: torch.Tensor) -> torch.Tensor:
 
 
 # Where oneDNN's bf16 kernels for the stride-2 4×4 layers are slow on a CPU, and what
-# replaces them (2 cores, batch 64, ms per call; tools: benchmarks/conv_kernels.py):
+# replaces them (2 cores, batch 64, ms per call; `python benchmarks/conv_kernels.py`):
 #   - few channels on the 2h×2w side (G's output, D's input: 1 or 3 channels): the
-#     transposed product (G's forward, D's input gradient), oneDNN 1.8–1.9 ms for MNIST,
-#     as one product + col2im 0.5 ms;
-#   - weight gradients of the deeper layers: oneDNN 10–16 ms for dcgan64's 128->256 and
-#     256->512 layers, as im2col + one product 7–8 ms. Not for the widest layer
+#     transposed product (G's forward, D's input gradient), oneDNN 1.5-1.9 ms for MNIST,
+#     5.8 ms for dcgan64, as one product + col2im 0.6 and 4.2 ms;
+#   - weight gradients of the deeper layers: oneDNN 10-16 ms for dcgan64's 128->256 and
+#     256->512 layers, as im2col + one product 7-10 ms. Not for the widest layer
 #     (64->128 at 32×32, whose patch matrix of 2^24 values no longer fits in cache) nor
-#     for the 1- and 3-channel layers (products with 16 or 48 columns are slow).
+#     for the 1- and 3-channel layers (products with 16 or 48 columns are slow);
+#   - the forward convolution where the patch matrix is long and small (dcgan64's
+#     256->512 layer, 4096 columns, 2^22 values): oneDNN 9-11 ms, im2col + product 7.4 ms;
+#     slower for every other layer of these models.
 SMALL_CHANNELS = 4
 PATCH_MIN_COLUMNS, PATCH_MAX_VALUES = 512, 2 ** 23
+PATCH_FORWARD_MIN_COLUMNS, PATCH_FORWARD_MAX_VALUES = 4096, 2 ** 22
 
 
 def _patch_weight_grad(channels: int, rows: int) -> bool:
     return 16 * channels >= PATCH_MIN_COLUMNS and rows * 16 * channels <= PATCH_MAX_VALUES
+
+
+def _conv_s2k4(x, w):
+    """conv2d(x, w, stride 2, padding 1) by oneDNN, or by im2col + product (see above)."""
+    n, c_in, hh, ww = x.shape
+    rows = n * (hh // 2) * (ww // 2)
+    if 16 * c_in >= PATCH_FORWARD_MIN_COLUMNS and rows * 16 * c_in <= PATCH_FORWARD_MAX_VALUES:
+        return (im2col_s2k4(x) @ _nhwc(w).t()).view(n, hh // 2, ww // 2, -1).permute(0, 3, 1, 2)
+    return nn.functional.conv2d(x, w, None, 2, 1)
 
 
 def _onednn_backward(gy, x, w, transposed: bool, mask):
@@ -129,7 +142,7 @@ class _ConvS2K4(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w):
         ctx.save_for_backward(x, w)
-        return nn.functional.conv2d(x, w, None, 2, 1)
+        return _conv_s2k4(x, w)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -168,8 +181,8 @@ class _ConvTransposeS2K4(torch.autograd.Function):
         n, _, h, wd = x.shape
         fast_w = need_w and _patch_weight_grad(c_out, n * h * wd)
         gx = gw = None
-        if need_x:   # dL/dx = conv(dL/dy, w): oneDNN's forward convolution, fast
-            gx = nn.functional.conv2d(gy, w, None, 2, 1)
+        if need_x:   # dL/dx = conv(dL/dy, w), the fast direction
+            gx = _conv_s2k4(gy, w)
         if fast_w:   # dW[c, (kh, kw, o)] = sum over input pixels of x[., c] * patch of dy[., (kh, kw, o)]
             gw = (_nhwc(x).reshape(-1, c_in).t() @ im2col_s2k4(gy)).view(c_in, 4, 4, c_out).permute(0, 3, 1, 2)
         elif need_w:

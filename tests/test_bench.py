@@ -64,3 +64,18 @@ def test_reference_simultaneous_update_matches_hand_computation():
     # and the step moved both networks (so the comparison above is not vacuous)
     assert any(not torch.equal(p, p0) for p, p0 in zip(ref.G.parameters(), G0.parameters()))
     assert any(not torch.equal(p, p0) for p, p0 in zip(ref.D.parameters(), D0.parameters()))
+
+
+def test_reference_runs_torch_layers_and_gankit_its_own():
+    """The reference is the PyTorch example: torch's own convolution modules, not gankit's
+    kernel-replacing ones (models/layers.py), with the same weights' shapes."""
+    from gankit.bench import GankitLoop
+    from gankit.models.layers import FAST_LAYERS
+    cfg = Config.from_dict({"data": "mnist", "model": "dcgan", "width": 8, "batch_size": 4})
+    case = Case("tiny-dcgan", cfg, torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8).numpy())
+    ref, ours = ReferenceLoop(case, 0), GankitLoop(case)
+    ref_modules = [*ref.G.modules(), *ref.D.modules()]
+    assert not any(isinstance(m, FAST_LAYERS) for m in ref_modules)
+    assert sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in ref_modules) == 6
+    assert sum(isinstance(m, FAST_LAYERS) for m in [*ours.trainer.G.modules(), *ours.trainer.D.modules()]) == 6
+    assert [p.shape for p in ref.G.parameters()] == [p.shape for p in ours.trainer.G.parameters()]

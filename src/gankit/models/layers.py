@@ -1,18 +1,22 @@
-"""Convolutions whose geometry makes them matrix products, computed as such.
+"""DCGAN's convolutions, computed another way where oneDNN's kernels are slow for their shape.
 
 DCGAN's first G layer is a transposed convolution of a 1×1 noise "image" to a k×k map, and
 its last D layer a convolution whose kernel covers the whole k×k input. Both are plain
 matrix products, but oneDNN (PyTorch's CPU convolution) runs them through its general
 convolution kernels, which are slow for these shapes. Measured on 2 cores with bf16
-autocast and channels_last, forward + backward of one layer, batch 64:
+autocast and channels_last, forward + backward of one layer, batch 64
+(``python benchmarks/conv_kernels.py``):
 
-    G's first layer, 100 -> 512×4×4 (dcgan64):   8.3 ms as a convolution, 1.4 ms as a product
-    G's first layer, 100 -> 128×7×7 (MNIST):     3.5 ms                    1.0 ms
-    D's last layer, 512×4×4 -> 1 (dcgan64):      2.5 ms                    0.36 ms
+    G's first layer, 100 -> 512×4×4 (dcgan64):   7.8 ms as a convolution, 1.6 ms as a product
+    G's first layer, 100 -> 128×7×7 (MNIST):     4.2 ms                    1.1 ms
+    D's last layer, 512×4×4 -> 1 (dcgan64):      2.4 ms                    0.44 ms
+
+The stride-2 4×4 layers in between keep oneDNN's kernels except for a few directions and
+shapes where im2col / col2im and one matrix product are faster (the table further down).
 
 The modules below are ``nn.ConvTranspose2d`` / ``nn.Conv2d`` with the same parameters and
 state-dict keys (checkpoints are unchanged); only ``forward`` differs, and it falls back to
-the convolution for any input the product does not cover. The sums are the same, taken in
+torch's convolution for any input or setting they do not cover. The sums are the same, taken in
 another order; autocast treats a matrix product like a convolution (both run in the lower
 precision), so the precision of each layer is unchanged too.
 """
@@ -67,14 +71,15 @@ class FullConv2d(nn.Conv2d):
         return y.view(n, c_out, 1, 1)
 
 
-
 def conv_transpose_s2k4(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``conv_transpose2d(x, weight, stride=2, padding=1)`` for a 4×4 kernel, as one matrix
     product and four shifted additions (col2im written out for this geometry).
 
     x [n, c_in, h, w], weight [c_in, c_out, 4, 4] -> [n, c_out, 2h, 2w] in channels_last
-    layout. Each output pixel sums the 4 taps that reach it, in fp32 for bf16/fp16 inputs,
-    rounded once to the inputs' dtype (as oneDNN's kernels do).
+    layout. In bf16 each (input pixel, tap) term leaves the product rounded to bf16 (torch
+    has no CPU product with an fp32 result), and the 4 terms reaching an output pixel are
+    summed in fp32 and rounded once more: one rounding more than oneDNN's kernel, within
+    the same bf16 error (tests/models/test_layers.py compares both against float64).
     """
     n, c_in, h, w = x.shape
     c_out = weight.shape[1]
@@ -104,14 +109,15 @@ def im2col_s2k4(t: torch.Tensor) -> torch.Tensor:
 # Where oneDNN's bf16 kernels for the stride-2 4×4 layers are slow on a CPU, and what
 # replaces them (2 cores, batch 64, ms per call; `python benchmarks/conv_kernels.py`):
 #   - few channels on the 2h×2w side (G's output, D's input: 1 or 3 channels): the
-#     transposed product (G's forward, D's input gradient), oneDNN 1.5-1.9 ms for MNIST,
-#     5.8 ms for dcgan64, as one product + col2im 0.6 and 4.2 ms;
-#   - weight gradients of the deeper layers: oneDNN 10-16 ms for dcgan64's 128->256 and
-#     256->512 layers, as im2col + one product 7-10 ms. Not for the widest layer
-#     (64->128 at 32×32, whose patch matrix of 2^24 values no longer fits in cache) nor
-#     for the 1- and 3-channel layers (products with 16 or 48 columns are slow);
+#     transposed product (G's forward, D's input gradient), oneDNN 1.5-1.9 ms for MNIST
+#     and 5.8 ms for dcgan64, as one product + col2im 0.5-0.6 and 4.9-5.5 ms;
+#   - weight gradients of the deeper layers: oneDNN 11.5-24.6 ms for dcgan64's 128->256
+#     and 256->512 layers (3.4-3.9 ms for MNIST's 64->128), as im2col + one product
+#     8.3-9.0 ms (2.8-3.3 ms). Not for the widest layer (64->128 at 32×32, whose patch
+#     matrix of 2^24 values no longer fits in cache: 2.3× slower) nor for the 1- and
+#     3-channel layers (products with 16 or 48 columns are slow);
 #   - the forward convolution where the patch matrix is long and small (dcgan64's
-#     256->512 layer, 4096 columns, 2^22 values): oneDNN 9-11 ms, im2col + product 7.4 ms;
+#     256->512 layer, 4096 columns, 2^22 values): oneDNN 9.2 ms, im2col + product 7.2 ms;
 #     slower for every other layer of these models.
 SMALL_CHANNELS = 4
 PATCH_MIN_COLUMNS, PATCH_MAX_VALUES = 512, 2 ** 23

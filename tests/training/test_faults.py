@@ -121,7 +121,9 @@ def test_weight_guard_stops_non_writing_ranks_on_the_same_steps():
 
 
 def test_thread_count_yields_to_busy_cores(monkeypatch):
-    """One of 2 cores busy with another process: 1 thread (2 threads collapse 3-5× there)."""
+    """One of 2 cores busy with another process: 1 thread (2 threads collapse 3-5× there).
+    Load from this process's own threads (torch's workers spinning after an earlier run in
+    the same process) is not another process's."""
     from gankit.training import run as run_mod
     cpus = 2
     monkeypatch.setattr(run_mod.os, "cpu_count", lambda: cpus)
@@ -129,11 +131,13 @@ def test_thread_count_yields_to_busy_cores(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        for busy_jiffies, want in ((0, 2), (4, 2), (10, 1), (20, 1)):  # of 20 jiffies (2 cpus × 10)
-            samples = iter([(1000, 5000), (1000 + busy_jiffies, 5020)])
+        # (busy jiffies of 20 (2 cpus × 10), of which this process's own) -> threads
+        for busy_jiffies, own, want in ((0, 0, 2), (4, 0, 2), (10, 0, 1), (20, 0, 1), (20, 20, 2), (20, 10, 1),
+                                        (14, 10, 2), (10, 12, 2)):
+            samples = iter([(1000, 5000, 300), (1000 + busy_jiffies, 5020, 300 + own)])
             monkeypatch.setattr(run_mod, "_cpu_times", lambda: next(samples))
             threads, note = run_mod.choose_threads()
-            assert threads == want, (busy_jiffies, threads)
+            assert threads == want, (busy_jiffies, own, threads)
             assert (note is None) == (want == 2)
             if note:
                 assert "busy with other work" in note and "--threads" in note
@@ -144,6 +148,34 @@ def test_thread_count_yields_to_busy_cores(monkeypatch):
         assert run_mod.choose_threads() == (2, None)           # keeps torch's choice
     finally:
         torch.set_num_threads(before)
+
+
+def test_own_threads_are_not_other_work():
+    """A thread of this process kept busy while the load is sampled (as torch's workers
+    spin after an earlier run in the same process) leaves the thread count alone."""
+    import os
+    import threading
+
+    from gankit.training import run as run_mod
+    if not os.path.exists("/proc/self/stat"):
+        pytest.skip("needs Linux /proc")
+    busy, total, own = run_mod._cpu_times()
+    assert 0 <= own and 0 < busy <= total
+    if run_mod.choose_threads(0.3)[1] is not None:
+        pytest.skip("another process keeps this machine busy")
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        threads, note = run_mod.choose_threads(0.3)
+    finally:
+        stop.set()
+        t.join()
+    assert note is None and threads == torch.get_num_threads()
 
 
 def test_run_keeps_its_thread_count_on_resume(tmp_path, monkeypatch):

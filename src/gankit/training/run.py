@@ -75,16 +75,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+def _cpu_times() -> tuple[int, int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat, and the ticks this
+    process has used (user + system, all its threads), from /proc/self/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])
+    # /proc/self/stat: "pid (comm) state ..."; utime and stime are fields 14 and 15.
+    own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(fields[:8]) - idle, sum(fields[:8]), int(own[11]) + int(own[12])
 
 
 def choose_threads(sample_s: float = 0.2) -> tuple[int, str | None]:
     """The thread count for a CPU run: torch's default (the cores it may use, or
-    OMP_NUM_THREADS) less the cores that other processes keep busy now, at least 1; and a
+    OMP_NUM_THREADS) less the cores that other processes keep busy now (this one's own
+    threads excluded), at least 1; and a
     note when that is fewer than the default.
 
     Why: two busy processes on the same cores each running one thread per core slow each
@@ -96,12 +100,14 @@ def choose_threads(sample_s: float = 0.2) -> tuple[int, str | None]:
     default = torch.get_num_threads()
     cpus = os.cpu_count() or default
     try:
-        b0, t0 = _cpu_times()
+        b0, t0, own0 = _cpu_times()
         time.sleep(sample_s)
-        b1, t1 = _cpu_times()
+        b1, t1, own1 = _cpu_times()
     except (OSError, ValueError, IndexError):
         return default, None  # no /proc/stat (not Linux): keep torch's choice
-    busy = cpus * (b1 - b0) / max(t1 - t0, 1)
+    # This process's own threads do not count: after a previous run or evaluation in the
+    # same process, torch's idle worker threads spin for a while and would look like load.
+    busy = cpus * max(0, (b1 - b0) - (own1 - own0)) / max(t1 - t0, 1)
     threads = max(1, min(default, int(cpus - busy + 0.5)))
     if threads < default:
         return threads, (f"{busy:.1f} of {cpus} cores busy with other work; training on {threads} "

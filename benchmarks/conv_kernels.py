@@ -52,7 +52,7 @@ def strided_rows(n, c_in, size, c_out):
                                                            [0, 0], 1, mask)
 
     def patch_dw():   # the same product for D's layer and for G's (input gy-shaped, output x-shaped)
-        return L._nhwc(gy).reshape(-1, c_out).t() @ L.im2col_s2k4(x)
+        return L._weight_grad_by_patches(gy, x)
 
     fwd_patch = 16 * c_in >= L.PATCH_FORWARD_MIN_COLUMNS and rows_ * 16 * c_in <= L.PATCH_FORWARD_MAX_VALUES
     name = f"{c_in}->{c_out} @{size}"

@@ -137,6 +137,15 @@ def _conv_s2k4(x, w):
     return nn.functional.conv2d(x, w, None, 2, 1)
 
 
+def _weight_grad_by_patches(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+    """The 4×4 weight gradient linking ``small`` [n, a, h, w] and ``big`` [n, b, 2h, 2w] as
+    one product, [a, b, 4, 4]: dW[a, (kh, kw, b)] = sum over the h×w pixels of
+    small[., a] * (big's patch at that pixel)[(kh, kw, b)]. For D's convolution small is
+    dL/dy and big the input; for G's transposed one, small is the input and big dL/dy."""
+    a, b = small.shape[1], big.shape[1]
+    return (_nhwc(small).reshape(-1, a).t() @ im2col_s2k4(big)).view(a, 4, 4, b).permute(0, 3, 1, 2)
+
+
 def _onednn_backward(gy, x, w, transposed: bool, mask):
     return torch.ops.aten.convolution_backward(gy, x, w, None, [2, 2], [1, 1], [1, 1], transposed,
                                                [0, 0], 1, mask)[:2]
@@ -155,7 +164,7 @@ class _ConvS2K4(torch.autograd.Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad
-        c_out, c_in = w.shape[:2]
+        c_in = w.shape[1]
         n, _, h, wd = gy.shape
         fast_x = need_x and c_in <= SMALL_CHANNELS
         fast_w = need_w and _patch_weight_grad(c_in, n * h * wd)
@@ -163,8 +172,8 @@ class _ConvS2K4(torch.autograd.Function):
             if (need_x and not fast_x) or (need_w and not fast_w) else (None, None)
         if fast_x:   # dL/dx = conv_transpose(dL/dy, w)
             gx = conv_transpose_s2k4(gy, w)
-        if fast_w:   # dW[o, (kh, kw, c)] = sum over output pixels of dy[., o] * patch[., (kh, kw, c)]
-            gw = (_nhwc(gy).reshape(-1, c_out).t() @ im2col_s2k4(x)).view(c_out, 4, 4, c_in).permute(0, 3, 1, 2)
+        if fast_w:
+            gw = _weight_grad_by_patches(gy, x)
         return gx, gw
 
 
@@ -183,14 +192,13 @@ class _ConvTransposeS2K4(torch.autograd.Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad
-        c_in, c_out = w.shape[:2]
         n, _, h, wd = x.shape
-        fast_w = need_w and _patch_weight_grad(c_out, n * h * wd)
+        fast_w = need_w and _patch_weight_grad(w.shape[1], n * h * wd)
         gx = gw = None
         if need_x:   # dL/dx = conv(dL/dy, w), the fast direction
             gx = _conv_s2k4(gy, w)
-        if fast_w:   # dW[c, (kh, kw, o)] = sum over input pixels of x[., c] * patch of dy[., (kh, kw, o)]
-            gw = (_nhwc(x).reshape(-1, c_in).t() @ im2col_s2k4(gy)).view(c_in, 4, 4, c_out).permute(0, 3, 1, 2)
+        if fast_w:
+            gw = _weight_grad_by_patches(x, gy)
         elif need_w:
             gw = _onednn_backward(gy, x, w, True, [False, True, False])[1]
         return gx, gw

@@ -3,8 +3,9 @@
 The reference is written the way the common PyTorch DCGAN example is written: fp32, a
 Sigmoid on D and ``BCELoss``, data through a ``DataLoader`` whose dataset converts each
 image on access (as torchvision's datasets do: uint8 -> PIL -> tensor -> normalise), the
-D step's fake batch reused for the G step, and ``.item()`` on the losses every step. Both
-loops train the same architecture with the same batch, optimizer and update rule (the
+D step's fake batch reused for the G step, ``.item()`` on the losses every step, and
+torch's own layers (gankit's DCGAN computes some of them another way, models/layers.py).
+Both loops train the same architecture with the same batch, optimizer and update rule (the
 ``mnist-paper`` preset's simultaneous updates are written plainly in the reference too);
 they alternate in rounds (at least ``steps`` steps and about 3 s of the reference each),
 and the median round of each is reported.

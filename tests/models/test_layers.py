@@ -153,3 +153,20 @@ def test_state_dict_and_plain_layers():
     assert {type(m) for m in G.modules()} >= {nn.ConvTranspose2d}
     assert {type(m) for m in D.modules()} >= {nn.Conv2d}
     assert (list(G.state_dict()), list(D.state_dict())) == keys
+
+
+def test_strided_layers_refuse_mixed_dtypes_like_torch():
+    """Without autocast, a bf16 input to an fp32 layer is torch's error, not a silent cast;
+    a bf16 model without autocast runs the replacement and matches torch's layer."""
+    torch.manual_seed(4)
+    conv, up = L.StridedConv2d(8, 4, 4, 2, 1, bias=False), L.StridedConvTranspose2d(4, 2, 4, 2, 1, bias=False)
+    x = torch.randn(2, 8, 8, 8).to(torch.bfloat16)
+    with pytest.raises(RuntimeError):
+        conv(x)
+    conv, up = conv.bfloat16(), up.bfloat16()
+    plain_conv, plain_up = copy.deepcopy(conv), copy.deepcopy(up)
+    L.plain_torch_layers(plain_conv)
+    L.plain_torch_layers(plain_up)
+    y, y0 = up(conv(x)), plain_up(plain_conv(x))
+    assert y.dtype == torch.bfloat16
+    _close(y.float(), y0.float(), 0.02)   # bf16 rounding (2^-8) through two layers

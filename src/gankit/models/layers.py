@@ -212,15 +212,20 @@ def _s2k4_inputs(module, x):
             or module.groups != 1 or getattr(module, "padding_mode", "zeros") != "zeros"
             or getattr(module, "output_padding", (0, 0)) != (0, 0)):
         return None
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+    elif x.dtype == module.weight.dtype:   # a bf16 model run without autocast
+        dtype = x.dtype
+    else:                                  # mixed dtypes: let torch's layer refuse them
+        return None
     if dtype != torch.bfloat16:
         return None
     return x.to(dtype), module.weight.to(dtype)
 
 
 class StridedConv2d(nn.Conv2d):
-    """D's stride-2 4×4 convolution; on CPU in bf16, its slow backward kernels replaced
-    (see the table above). Parameters and state-dict keys are those of ``nn.Conv2d``."""
+    """D's stride-2 4×4 convolution; on CPU in bf16, its slow kernels replaced (see the
+    table above). Parameters and state-dict keys are those of ``nn.Conv2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         args = _s2k4_inputs(self, x)

@@ -54,7 +54,7 @@ def strided_rows(n, c_in, size, c_out):
     def patch_dw():   # the same product for D's layer and for G's (input gy-shaped, output x-shaped)
         return L._weight_grad_by_patches(gy, x)
 
-    fwd_patch = 16 * c_in >= L.PATCH_FORWARD_MIN_COLUMNS and rows_ * 16 * c_in <= L.PATCH_FORWARD_MAX_VALUES
+    fwd_patch = L._patch_forward(c_in, rows_)
     name = f"{c_in}->{c_out} @{size}"
     return [
         (f"D {name} forward", ms(lambda: F.conv2d(x, w, None, 2, 1)),

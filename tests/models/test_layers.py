@@ -74,7 +74,7 @@ def test_cases_reach_every_branch():
     small = [c for _, c, _, _ in CONV_CASES if c <= L.SMALL_CHANNELS]
     patch = [(n, c, s) for n, c, s, _ in CONV_CASES if L._patch_weight_grad(c, n * (s // 2) ** 2)]
     onednn = [(n, c, s) for n, c, s, _ in CONV_CASES if not L._patch_weight_grad(c, n * (s // 2) ** 2)]
-    forward = [c for _, c, _, _ in CONV_CASES if 16 * c >= L.PATCH_FORWARD_MIN_COLUMNS]
+    forward = [(n, c, s) for n, c, s, _ in CONV_CASES if L._patch_forward(c, n * (s // 2) ** 2)]
     assert small and patch and onednn and forward
 
 

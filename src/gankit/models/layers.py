@@ -128,11 +128,14 @@ def _patch_weight_grad(channels: int, rows: int) -> bool:
     return 16 * channels >= PATCH_MIN_COLUMNS and rows * 16 * channels <= PATCH_MAX_VALUES
 
 
+def _patch_forward(channels: int, rows: int) -> bool:
+    return 16 * channels >= PATCH_FORWARD_MIN_COLUMNS and rows * 16 * channels <= PATCH_FORWARD_MAX_VALUES
+
+
 def _conv_s2k4(x, w):
     """conv2d(x, w, stride 2, padding 1) by oneDNN, or by im2col + product (see above)."""
     n, c_in, hh, ww = x.shape
-    rows = n * (hh // 2) * (ww // 2)
-    if 16 * c_in >= PATCH_FORWARD_MIN_COLUMNS and rows * 16 * c_in <= PATCH_FORWARD_MAX_VALUES:
+    if _patch_forward(c_in, n * (hh // 2) * (ww // 2)):
         return (im2col_s2k4(x) @ _nhwc(w).t()).view(n, hh // 2, ww // 2, -1).permute(0, 3, 1, 2)
     return nn.functional.conv2d(x, w, None, 2, 1)
 
@@ -168,8 +171,10 @@ class _ConvS2K4(torch.autograd.Function):
         n, _, h, wd = gy.shape
         fast_x = need_x and c_in <= SMALL_CHANNELS
         fast_w = need_w and _patch_weight_grad(c_in, n * h * wd)
-        gx, gw = _onednn_backward(gy, x, w, False, [need_x and not fast_x, need_w and not fast_w, False]) \
-            if (need_x and not fast_x) or (need_w and not fast_w) else (None, None)
+        slow_x, slow_w = need_x and not fast_x, need_w and not fast_w
+        gx = gw = None
+        if slow_x or slow_w:
+            gx, gw = _onednn_backward(gy, x, w, False, [slow_x, slow_w, False])
         if fast_x:   # dL/dx = conv_transpose(dL/dy, w)
             gx = conv_transpose_s2k4(gy, w)
         if fast_w:
@@ -228,8 +233,8 @@ class StridedConv2d(nn.Conv2d):
     table above). Parameters and state-dict keys are those of ``nn.Conv2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        args = _s2k4_inputs(self, x)
-        if args is None or x.shape[-1] % 2 or x.shape[-2] % 2:
+        args = None if x.shape[-1] % 2 or x.shape[-2] % 2 else _s2k4_inputs(self, x)
+        if args is None:
             return super().forward(x)
         with torch.autocast("cpu", enabled=False):
             return _ConvS2K4.apply(*args)

@@ -88,8 +88,7 @@ def _cpu_times() -> tuple[int, int, int]:
 def choose_threads(sample_s: float = 0.2) -> tuple[int, str | None]:
     """The thread count for a CPU run: torch's default (the cores it may use, or
     OMP_NUM_THREADS) less the cores that other processes keep busy now (this one's own
-    threads excluded), at least 1; and a
-    note when that is fewer than the default.
+    threads excluded), at least 1; and a note when that is fewer than the default.
 
     Why: two busy processes on the same cores each running one thread per core slow each
     other 3-5× (the threads wait on each other at every parallel region): mnist-dcgan

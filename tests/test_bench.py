@@ -79,3 +79,18 @@ def test_reference_runs_torch_layers_and_gankit_its_own():
     assert sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in ref_modules) == 6
     assert sum(isinstance(m, FAST_LAYERS) for m in [*ours.trainer.G.modules(), *ours.trainer.D.modules()]) == 6
     assert [p.shape for p in ref.G.parameters()] == [p.shape for p in ours.trainer.G.parameters()]
+
+
+def test_reference_paper_model_uses_torch_dropout():
+    """The paper's D in the reference draws its masks with ``nn.Dropout``, as a plain
+    PyTorch model would; gankit's own keeps its faster mask (same p)."""
+    from gankit.bench import GankitLoop
+    from gankit.models.layers import Dropout
+    cfg = Config.from_dict({"data": "mnist", "model": "mnist-paper", "batch_size": 4, "update": "simultaneous"})
+    case = Case("tiny-paper", cfg, torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8).numpy())
+    ref, ours = ReferenceLoop(case, 0), GankitLoop(case)
+    ref_p = [m.p for m in ref.D.modules() if isinstance(m, nn.Dropout)]
+    assert ref_p == pytest.approx([0.2, 0.5, 0.5], abs=1e-12)
+    assert not any(isinstance(m, Dropout) for m in ref.D.modules())
+    assert [m.p for m in ours.trainer.D.modules() if isinstance(m, Dropout)] == ref_p
+    ref.run(2)  # and it trains

@@ -4,7 +4,8 @@ The reference is written the way the common PyTorch DCGAN example is written: fp
 Sigmoid on D and ``BCELoss``, data through a ``DataLoader`` whose dataset converts each
 image on access (as torchvision's datasets do: uint8 -> PIL -> tensor -> normalise), the
 D step's fake batch reused for the G step, ``.item()`` on the losses every step, and
-torch's own layers (gankit's DCGAN computes some of them another way, models/layers.py).
+torch's own layers: ``nn.Conv2d`` / ``nn.ConvTranspose2d`` and ``nn.Dropout``, which
+gankit's models replace with faster forms of the same operation (models/layers.py).
 Both loops train the same architecture with the same batch, optimizer and update rule (the
 ``mnist-paper`` preset's simultaneous updates are written plainly in the reference too);
 they alternate in rounds (at least ``steps`` steps and about 3 s of the reference each),
@@ -108,7 +109,7 @@ class ReferenceLoop:
     def __init__(self, case: Case, workers: int):
         cfg = case.cfg
         shape = (2,) if case.images is None else case.images.shape[1:]
-        # torch's own layers: gankit's models replace some of their kernels (models/layers.py)
+        # torch's own layers: gankit's models replace some of them (models/layers.py)
         from .models.layers import plain_torch_layers
         self.G, D = (plain_torch_layers(m) for m in _models(cfg, shape))
         self.D = nn.Sequential(D, nn.Sigmoid())

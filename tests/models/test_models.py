@@ -81,3 +81,22 @@ def test_dropout_keeps_the_stated_share_and_scales():
     x = torch.randn(5, 3, requires_grad=True)
     d.eval()
     assert torch.equal(d(x), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_mask_is_rand_ge_p_bitwise(dtype):
+    """The mask is ``rand >= p`` from the global stream, scaled by 1/(1 - p): bitwise the
+    forward and backward of ``x * keep * scale`` (so seeded runs are unchanged by the form)."""
+    d = Dropout(0.5).train()
+    x = torch.randn(64, 240, dtype=dtype, requires_grad=True)
+    g = torch.randn(64, 240, dtype=dtype)
+    torch.manual_seed(3)
+    y = d(x)
+    y.backward(g)
+    torch.manual_seed(3)
+    keep = (torch.rand(64, 240) >= 0.5).to(dtype)
+    assert torch.equal(y, x.detach() * keep * 2.0)
+    assert torch.equal(x.grad, g * 2.0 * keep)
+    assert 0.4 < keep.float().mean().item() < 0.6   # the mask is not all kept or all dropped
+    with pytest.raises(ValueError, match="in-place"):
+        Dropout(0.5, inplace=True).train()(x.detach())

@@ -252,7 +252,29 @@ class StridedConvTranspose2d(nn.ConvTranspose2d):
             return _ConvTransposeS2K4.apply(*args)
 
 
-FAST_LAYERS = (PointConvTranspose2d, FullConv2d, StridedConv2d, StridedConvTranspose2d)
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (the same Bernoulli(1 - p) keep-mask, kept units scaled by 1/(1 - p)),
+    with the mask drawn as ``rand >= p`` instead of by ``bernoulli_``, which is about 2.7×
+    slower to draw on the CPU here (0.50 against 1.33 ms for 100 × 1200 values).
+
+    The mask is built already scaled (0 or 1/(1 - p), in the input's dtype), so the forward
+    and backward passes are one product each: ``x * m`` and ``grad * m``. That is bitwise
+    the same as ``x * keep * scale`` (the product by 1 or 0 is exact), with two fewer
+    elementwise passes and one fewer autograd node per call (measured with the paper's D:
+    see the README's Speed section).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.inplace:
+            raise ValueError("gankit's Dropout has no in-place form")
+        # The draw is in float32 whatever x's dtype: the same random stream as before.
+        m = torch.rand(x.shape, device=x.device).ge_(self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * m
+
+
+FAST_LAYERS = (PointConvTranspose2d, FullConv2d, StridedConv2d, StridedConvTranspose2d, Dropout)
 
 
 def plain_torch_layers(module: nn.Module) -> nn.Module:

@@ -79,13 +79,18 @@ class InceptionExtractor(FeatureExtractor):
     def tag(self) -> str:
         return "inception-bf16" if self.dtype == torch.bfloat16 else "inception"
 
-    def features(self, x):
+    @staticmethod
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the network's input: 3 channels, 299×299 bilinear, [-1, 1]."""
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
         x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         # channels_last: 1.4x faster here in fp32 (0.098 against 0.138 s per image on 2 cores),
         # features equal to 1e-5.
-        x = (x * 2 - 1).contiguous(memory_format=torch.channels_last)
+        return (x * 2 - 1).contiguous(memory_format=torch.channels_last)
+
+    def features(self, x):
+        x = self.prepare(x)
         if self.dtype == torch.bfloat16:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.model(x).float()

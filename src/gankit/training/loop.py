@@ -19,6 +19,7 @@ callback asks for them, so logging every N steps costs one synchronisation per N
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -56,16 +57,26 @@ class StepStats:
     loss_g: torch.Tensor
     grad_norm_d: torch.Tensor | None = None
     grad_norm_g: torch.Tensor | None = None
+    loss_scale: torch.Tensor | None = None  # fp16: the gradient scaler's scale after this step
 
     def to_dict(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
         """The statistics as floats (one host transfer); ``reduce`` averages them across
-        processes when training is distributed."""
-        names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g")
+        processes when training is distributed.
+
+        With fp16 loss scaling (``loss_scale`` set), a gradient that overflowed is the
+        scaler's business, not divergence: that optimizer's step was skipped and the scale
+        lowered, so its norm is left out of the statistics rather than reported as inf."""
+        names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "loss_scale")
         tensors = [getattr(self, n) for n in names]
         present = [(n, t) for n, t in zip(names, tensors) if t is not None]
-        stacked = torch.stack([t.detach().float() for _, t in present])
+        stacked = torch.stack([t.detach().float().to(present[0][1].device) for _, t in present])
         values = (reduce(stacked.cpu()) if reduce else stacked).cpu().tolist()
-        return {n: float(v) for (n, _), v in zip(present, values)}
+        out = {n: float(v) for (n, _), v in zip(present, values)}
+        if self.loss_scale is not None:
+            for n in ("grad_norm_d", "grad_norm_g"):
+                if n in out and not math.isfinite(out[n]):
+                    del out[n]
+        return out
 
 
 def _grad_norm(module: nn.Module) -> torch.Tensor:
@@ -134,7 +145,7 @@ class GANTrainer:
             opt.step()
         else:
             self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
+            self.scaler.step(opt)  # unscales .grad in place first (the logged norms are true ones)
             self.scaler.update()
 
     def scale_learning_rates(self, scale: float) -> None:
@@ -252,6 +263,7 @@ class GANTrainer:
             loss_g=loss_g,
             grad_norm_d=grad_norm_d,
             grad_norm_g=grad_norm_g,
+            loss_scale=(self.scaler.get_scale() * torch.ones(())) if with_grad_norms and self.scaler else None,
         )
 
 

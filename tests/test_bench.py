@@ -22,7 +22,7 @@ def test_ceiling_is_the_best_of_its_parts():
 def test_report_is_consistent():
     out = run_bench(cases=("mlp2d",), steps=2, rounds=1, min_round_s=0.0)
     (r,) = out["results"]
-    assert r["case"] == "mlp2d" and r["batch"] == 256 and r["precision"] == "fp32"
+    assert r["case"] == "mlp2d" and r["batch"] == 256 and r["precision"] == "fp32" and r["device"] == "cpu"
     assert r["steps_per_round"] == 2 and len(r["gankit_s_per_step_by_round"]) == 1
     # ratio = reference time / gankit time = gankit ex/s / reference ex/s
     assert r["ratio"] == pytest.approx(r["gankit_examples_per_s"] / r["reference_examples_per_s"], rel=1e-9)

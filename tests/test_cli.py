@@ -112,6 +112,8 @@ def _error(capsys, argv):
     (["sample", "/no/such/run", "--out", "x.npy"], "does not exist"),
     (["info", "/no/such/run"], "does not exist"),
     (["bogus"], "invalid choice"),
+    (["bench", "--device", "gpu"], "--device must be cpu, cuda, cuda:N or auto"),
+    (["bench", "--cases", "nope"], "unknown bench case 'nope'"),
 ])
 def test_bad_input(capsys, tmp_path, monkeypatch, argv, expect):
     monkeypatch.chdir(tmp_path)

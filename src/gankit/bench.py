@@ -106,13 +106,16 @@ def _optim(cfg: Config, params, lr):
 class ReferenceLoop:
     """The plain loop (see the module docstring)."""
 
-    def __init__(self, case: Case, workers: int):
+    def __init__(self, case: Case, workers: int, device: torch.device | str = "cpu"):
         cfg = case.cfg
+        self.device = torch.device(device)
         shape = (2,) if case.images is None else case.images.shape[1:]
         # torch's own layers: gankit's models replace some of them (models/layers.py)
         from .models.layers import plain_torch_layers
         self.G, D = (plain_torch_layers(m) for m in _models(cfg, shape))
         self.D = nn.Sequential(D, nn.Sigmoid())
+        self.G.to(self.device)
+        self.D.to(self.device)
         self.optG = _optim(cfg, self.G.parameters(), cfg.lr_g)
         self.optD = _optim(cfg, self.D.parameters(), cfg.lr_d)
         self.crit = nn.BCELoss()
@@ -132,8 +135,8 @@ class ReferenceLoop:
 
     def noise(self, b):
         if self.cfg.noise == "uniform":
-            return torch.rand(b, self.cfg.z_dim) * 2 - 1
-        return torch.randn(b, self.cfg.z_dim)
+            return torch.rand(b, self.cfg.z_dim, device=self.device) * 2 - 1
+        return torch.randn(b, self.cfg.z_dim, device=self.device)
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
@@ -142,12 +145,13 @@ class ReferenceLoop:
             except (StopIteration, TypeError):
                 self.it = iter(self.loader())
                 real, _ = next(self.it)
+            real = real.to(self.device)
             b = real.shape[0]
             if self.cfg.update == "simultaneous":
                 self._simultaneous(real, b)
                 continue
             self.D.zero_grad()
-            label = torch.full((b,), 1.0)
+            label = torch.full((b,), 1.0, device=self.device)
             out = self.D(real).view(-1)
             err_real = self.crit(out, label)
             err_real.backward()
@@ -173,8 +177,9 @@ class ReferenceLoop:
         gradients from one forward pass on each batch, then both optimizers step."""
         fake = self.G(self.noise(b))
         out_real, out_fake = self.D(real).view(-1), self.D(fake).view(-1)
-        err_d = self.crit(out_real, torch.ones(b)) + self.crit(out_fake, torch.zeros(b))
-        err_g = self.crit(out_fake, torch.ones(b))
+        ones, zeros = torch.ones(b, device=self.device), torch.zeros(b, device=self.device)
+        err_d = self.crit(out_real, ones) + self.crit(out_fake, zeros)
+        err_g = self.crit(out_fake, ones)
         self.D.zero_grad()
         self.G.zero_grad()
         g_params = list(self.G.parameters())
@@ -189,12 +194,12 @@ class ReferenceLoop:
 class GankitLoop:
     """gankit's trainer (training/run.py's assembly, without files), as a user gets it."""
 
-    def __init__(self, case: Case, precision: str = "auto"):
+    def __init__(self, case: Case, precision: str = "auto", device: torch.device | str = "cpu"):
         from .data import DistributionSource, ImageSource, get_distribution
         from .training.loop import GANTrainer
         from .training.run import make_optimizer, resolve_precision
         cfg = case.cfg
-        dev = torch.device("cpu")
+        dev = self.device = torch.device(device)
         if case.images is None:
             src = DistributionSource(get_distribution(cfg.data), dev)
         else:
@@ -205,13 +210,13 @@ class GankitLoop:
         self.precision = resolve_precision(cfg.replace(precision=precision), dev, G)
         conv = any(isinstance(m, nn.Conv2d) for m in D.modules())
         fmt = torch.channels_last if conv else torch.contiguous_format
-        G.to(memory_format=fmt)
-        D.to(memory_format=fmt)
-        fused = conv
+        G.to(dev, memory_format=fmt)
+        D.to(dev, memory_format=fmt)
+        fused = conv or dev.type == "cuda"  # as training/run.py chooses
         self.trainer = GANTrainer(G, D, make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, cfg, fused),
                                   make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, cfg, fused), src, cfg.loss,
-                                  cfg.k, cfg.batch_size, cfg.z_dim, cfg.noise, torch.Generator().manual_seed(1),
-                                  torch.Generator().manual_seed(2), precision=self.precision,
+                                  cfg.k, cfg.batch_size, cfg.z_dim, cfg.noise, torch.Generator(dev).manual_seed(1),
+                                  torch.Generator(dev).manual_seed(2), precision=self.precision,
                                   channels_last=conv, reuse_fake=cfg.reuse_fake, update=cfg.update)
 
     def run(self, steps: int) -> None:
@@ -230,17 +235,26 @@ def count_flops(case: Case, loop=None) -> float:
     return float(fc.get_total_flops())
 
 
-def _best_gflops(fn, flops: float, reps: int) -> float:
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; times need an end)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best_gflops(fn, flops: float, reps: int, device: torch.device = torch.device("cpu"), inner: int = 1) -> float:
     fn()  # first call: allocation, kernel selection
     best = float("inf")
     for _ in range(reps):
+        _sync(device)
         t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
+        for _ in range(inner):
+            fn()
+        _sync(device)
+        best = min(best, (time.perf_counter() - t) / inner)
     return flops / best / 1e9
 
 
-def matmul_ceiling(dtype: torch.dtype, reps: int = 5) -> dict:
+def matmul_ceiling(dtype: torch.dtype, reps: int = 5, device: torch.device | str = "cpu") -> dict:
     """The dense-product ceiling of this run in ``dtype``, measured on the spot: the best
     GFLOP/s over n×n matrix products (n = 1024, 2048) run both by ``torch.matmul`` and as
     oneDNN convolutions (a 1×1 convolution is the same product; a 3×3 one, 256 channels on
@@ -249,50 +263,60 @@ def matmul_ceiling(dtype: torch.dtype, reps: int = 5) -> dict:
     the BLAS matmul in fp32 (measured here: 3×3 conv 455, matmul 116-172 GFLOP/s), and a
     ceiling below what a model achieves would not be a ceiling."""
     from torch.nn import functional as F
-    cl = torch.channels_last
+    cl, dev = torch.channels_last, torch.device(device)
+    # A GPU finishes these sizes in microseconds: larger products, each timed over 10 calls.
+    sizes, inner = ((1024, 2048), 1) if dev.type == "cpu" else ((4096, 8192), 10)
     parts = {}
-    for n in (1024, 2048):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        parts[f"matmul_{n}"] = _best_gflops(lambda: a @ b, 2 * n ** 3, reps)
-        x = torch.randn(1, n, n // 32, 32, dtype=dtype).contiguous(memory_format=cl)
-        w = torch.randn(n, n, 1, 1, dtype=dtype).contiguous(memory_format=cl)
-        parts[f"conv1x1_{n}"] = _best_gflops(lambda: F.conv2d(x, w), 2 * n ** 3, reps)
-    x = torch.randn(64, 256, 16, 16, dtype=dtype).contiguous(memory_format=cl)
-    w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=cl)
-    parts["conv3x3_256"] = _best_gflops(lambda: F.conv2d(x, w, padding=1), 2 * 64 * 256 * 256 * 9 * 16 * 16, reps)
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
+        parts[f"matmul_{n}"] = _best_gflops(lambda: a @ b, 2 * n ** 3, reps, dev, inner)
+        x = torch.randn(1, n, n // 32, 32, dtype=dtype, device=dev).contiguous(memory_format=cl)
+        w = torch.randn(n, n, 1, 1, dtype=dtype, device=dev).contiguous(memory_format=cl)
+        parts[f"conv1x1_{n}"] = _best_gflops(lambda: F.conv2d(x, w), 2 * n ** 3, reps, dev, inner)
+    x = torch.randn(64, 256, 16, 16, dtype=dtype, device=dev).contiguous(memory_format=cl)
+    w = torch.randn(256, 256, 3, 3, dtype=dtype, device=dev).contiguous(memory_format=cl)
+    parts["conv3x3_256"] = _best_gflops(lambda: F.conv2d(x, w, padding=1), 2 * 64 * 256 * 256 * 9 * 16 * 16,
+                                        reps, dev, inner)
     return {"gflops": max(parts.values()), "parts": parts}
 
 
-def _time(fn, steps: int) -> float:
+def _time(fn, steps: int, device: torch.device = torch.device("cpu")) -> float:
+    _sync(device)
     t = time.perf_counter()
     fn(steps)
+    _sync(device)
     return (time.perf_counter() - t) / steps
 
 
 def bench_case(name: str, steps: int = 20, rounds: int = 5, workers: int = 0, precision: str = "auto",
-               log=print, min_round_s: float = 3.0) -> dict:
+               log=print, min_round_s: float = 3.0, device: torch.device | str = "cpu") -> dict:
     """``steps`` per round at least, more where the reference would finish a round in under
-    ``min_round_s`` seconds: short rounds are at the mercy of a shared host's noise."""
+    ``min_round_s`` seconds: short rounds are at the mercy of a shared host's noise.
+    On ``cuda`` both loops run on the GPU (the PyTorch example moves each batch there) with
+    cuDNN autotuning on, as that example sets it; rounds end with a device synchronisation."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     case = _case(name)
     m = case.cfg.batch_size
-    ref = ReferenceLoop(case, workers)
-    ours = GankitLoop(case, precision)
-    ours.run(5)  # warm-up (allocations, first-call kernels, oneDNN primitives)
+    ref = ReferenceLoop(case, workers, dev)
+    ours = GankitLoop(case, precision, dev)
+    ours.run(5)  # warm-up (allocations, first-call kernels, oneDNN primitives / cuDNN autotuning)
     ref.run(2)
-    steps = max(steps, math.ceil(min_round_s / _time(ref.run, 3)))
+    steps = max(steps, math.ceil(min_round_s / _time(ref.run, 3, dev)))
     t_ref, t_ours = [], []
     for _ in range(rounds):
-        t_ref.append(_time(ref.run, steps))
-        t_ours.append(_time(ours.run, steps))
+        t_ref.append(_time(ref.run, steps, dev))
+        t_ours.append(_time(ours.run, steps, dev))
     tr, to = statistics.median(t_ref), statistics.median(t_ours)
     flops = count_flops(case)
     flops_ref = count_flops(case, ReferenceLoop(case, 0))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ours.precision, torch.float32)
-    ceil = matmul_ceiling(dtype)
-    ceil32 = ceil if dtype == torch.float32 else matmul_ceiling(torch.float32)
+    ceil = matmul_ceiling(dtype, device=dev)
+    ceil32 = ceil if dtype == torch.float32 else matmul_ceiling(torch.float32, device=dev)
     ceiling, ceiling32 = ceil["gflops"], ceil32["gflops"]
     out = {
-        "case": name, "batch": m, "precision": ours.precision, "reference_workers": workers,
+        "case": name, "device": str(dev), "batch": m, "precision": ours.precision, "reference_workers": workers,
         "steps_per_round": steps, "rounds": rounds,
         "reference_s_per_step_by_round": t_ref, "gankit_s_per_step_by_round": t_ours,
         "reference_examples_per_s": m / tr, "gankit_examples_per_s": m / to, "ratio": tr / to,
@@ -320,7 +344,7 @@ def bench_case(name: str, steps: int = 20, rounds: int = 5, workers: int = 0, pr
     return out
 
 
-def environment() -> dict:
+def environment(device: torch.device | None = None) -> dict:
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -330,20 +354,24 @@ def environment() -> dict:
     except OSError:
         pass
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["gankit"] + sys.argv[1:]),
-            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                        **({"gpu": torch.cuda.get_device_name(device)} if device is not None and device.type == "cuda"
+                           else {})},
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}}
 
 
 def run_bench(cases=CASES, steps: int = 20, rounds: int = 5, workers=(0,), precision: str = "auto",
-              out: str | Path | None = None, log=print, min_round_s: float = 3.0) -> dict:
+              out: str | Path | None = None, log=print, min_round_s: float = 3.0, device: str = "cpu") -> dict:
     bad = [c for c in cases if c not in CASES]
     if bad:
         raise GankitError(f"unknown bench case {bad[0]!r}; choose from: {', '.join(CASES)}")
+    from .training.run import resolve_device
+    dev = resolve_device(device)
     results = []
     for name in cases:
         for w in (workers if name.startswith("mnist") else (0,)):
-            results.append(bench_case(name, steps, rounds, w, precision, log, min_round_s))
-    payload = {**environment(), "results": results}
+            results.append(bench_case(name, steps, rounds, w, precision, log, min_round_s, dev))
+    payload = {**environment(dev), "results": results}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(payload, indent=2) + "\n")

@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, nargs="+", default=[0], help="reference DataLoader workers for MNIST "
                                                                        "cases, one run each (default: 0)")
     b.add_argument("--precision", default="auto", help="gankit's precision: auto, fp32, bf16, fp16")
+    b.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto: where both loops run")
     b.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
 
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
@@ -251,7 +252,10 @@ def _cmd_bench(args) -> int:
         raise GankitError("--steps and --rounds must be >= 1 and --workers >= 0")
     if args.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise GankitError(f"--precision must be auto, fp32, bf16 or fp16, got {args.precision!r}")
-    run_bench(args.cases or CASES, args.steps, args.rounds, args.workers, args.precision, args.out)
+    if not (args.device in ("cpu", "cuda", "auto") or args.device.startswith("cuda:")):
+        raise GankitError(f"--device must be cpu, cuda, cuda:N or auto, got {args.device!r}")
+    run_bench(args.cases or CASES, args.steps, args.rounds, args.workers, args.precision, args.out,
+              device=args.device)
     if args.out:
         print(f"wrote {args.out}")
     return 0

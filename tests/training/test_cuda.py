@@ -30,3 +30,28 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path):
     from gankit.errors import GankitError
     with pytest.raises(GankitError, match="no CUDA device; use --device cpu"):
         train(Config(device="cuda", steps=1), out=tmp_path / "r", progress=False)
+
+
+@cuda
+def test_bench_runs_both_loops_on_the_gpu():
+    """``gankit bench --device cuda``: both loops on the GPU, the GPU named in the JSON."""
+    from gankit.bench import Case, GankitLoop, ReferenceLoop, run_bench
+    out = run_bench(cases=("mlp2d",), steps=2, rounds=1, min_round_s=0.0, device="cuda")
+    (r,) = out["results"]
+    assert r["device"] == "cuda" and out["machine"]["gpu"] and r["ratio"] > 0
+    cfg = Config.from_dict({"data": "mnist", "model": "dcgan", "width": 8, "batch_size": 4, "reuse_fake": True})
+    import numpy as np
+    case = Case("tiny-dcgan", cfg, np.random.default_rng(0).integers(0, 256, (16, 1, 28, 28), dtype=np.uint8))
+    ref, ours = ReferenceLoop(case, 0, "cuda"), GankitLoop(case, "auto", "cuda")
+    ref.run(2)
+    ours.run(2)
+    assert all(p.is_cuda for p in [*ref.G.parameters(), *ours.trainer.G.parameters()])
+
+
+def test_bench_on_cuda_without_cuda_is_a_clear_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    from gankit.cli import main
+    assert main(["bench", "--device", "cuda", "--cases", "mlp2d"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gankit: error: device 'cuda' asked for, but this torch has no CUDA device; use --device cpu"]

@@ -69,6 +69,27 @@ def test_strided_conv_transpose_function_equals_torch_float64(n, c_out, size, c_
         _close(a, b, 1e-12)
 
 
+@pytest.mark.parametrize("n,c_in,size,c_out", CONV_CASES)
+def test_outputs_take_in_place_activations(n, c_in, size, c_out):
+    """Both Functions return a fresh tensor, not a view, on every path, so an
+    in-place activation on it (as DCGAN's LeakyReLU(inplace=True)) is allowed and gives
+    the gradients of the out-of-place one."""
+    torch.manual_seed(3)
+    cases = [(L._ConvS2K4.apply, torch.randn(n, c_in, size, size, dtype=F64), torch.randn(c_out, c_in, 4, 4, dtype=F64)),
+             (L._ConvTransposeS2K4.apply, torch.randn(n, c_out, size // 2, size // 2, dtype=F64),
+              torch.randn(c_out, c_in, 4, 4, dtype=F64))]
+    for fn, x, w in cases:
+        x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+        w.requires_grad_()
+        y = fn(x, w)
+        assert y._base is None
+        g = torch.randn_like(y)
+        ours = torch.autograd.grad(F.leaky_relu_(fn(x, w), 0.2), (x, w), g)
+        theirs = torch.autograd.grad(F.leaky_relu(fn(x, w), 0.2), (x, w), g)
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b)
+
+
 def test_cases_reach_every_branch():
     """The parametrised cases above are not all on one path."""
     small = [c for _, c, _, _ in CONV_CASES if c <= L.SMALL_CHANNELS]

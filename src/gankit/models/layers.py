@@ -92,8 +92,11 @@ def conv_transpose_s2k4(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     for a in (0, 1):
         for b in (0, 1):
             out[:, a:a + h, :, b:b + w] += cols[:, :, :, a, :, b].permute(0, 1, 3, 2, 4, 5)
-    out = out.view(n, 2 * h + 2, 2 * w + 2, c_out)[:, 1:-1, 1:-1].to(dtype).contiguous()
-    return out.permute(0, 3, 1, 2)
+    # Written into a fresh channels_last tensor (a copy either way): the result is not a
+    # view, so in-place operations on it (an in-place activation) are allowed by autograd.
+    y = torch.empty((n, c_out, 2 * h, 2 * w), dtype=dtype, device=x.device, memory_format=torch.channels_last)
+    y.permute(0, 2, 3, 1).copy_(out.view(n, 2 * h + 2, 2 * w + 2, c_out)[:, 1:-1, 1:-1])
+    return y
 
 
 def im2col_s2k4(t: torch.Tensor) -> torch.Tensor:
@@ -136,7 +139,12 @@ def _conv_s2k4(x, w):
     """conv2d(x, w, stride 2, padding 1) by oneDNN, or by im2col + product (see above)."""
     n, c_in, hh, ww = x.shape
     if _patch_forward(c_in, n * (hh // 2) * (ww // 2)):
-        return (im2col_s2k4(x) @ _nhwc(w).t()).view(n, hh // 2, ww // 2, -1).permute(0, 3, 1, 2)
+        # The product written straight into a channels_last result (not a view of it, so
+        # autograd allows in-place operations on the output).
+        y = torch.empty((n, w.shape[0], hh // 2, ww // 2), dtype=x.dtype, device=x.device,
+                        memory_format=torch.channels_last)
+        torch.mm(im2col_s2k4(x), _nhwc(w).t(), out=y.permute(0, 2, 3, 1).view(-1, w.shape[0]))
+        return y
     return nn.functional.conv2d(x, w, None, 2, 1)
 
 

@@ -2,13 +2,16 @@
 
 Trains the same configurations and seeds in fp32 and in bf16 and compares what they learn:
 - toy mixtures (gankit's defaults): modes, high-quality share and reverse KL per seed;
-- mnist-dcgan (the preset's 5,000 steps unless --mnist-steps says otherwise), per seed: the
-  domain FID of 10,000 samples (features of gankit's MNIST classifier) against the test set;
-  the means over seeds are compared.
+- MNIST presets (``--mnist-presets``, default mnist-dcgan; each trained for its preset's
+  steps unless --mnist-steps says otherwise), per seed: the domain FID of 10,000 samples
+  (features of gankit's MNIST classifier) against the test set; the means over seeds are
+  compared.
 
     python benchmarks/precision_parity.py --data ring8 grid25 --seeds 0 1 2 --mnist-seeds 0 1 2
+    python benchmarks/precision_parity.py --data --mnist-presets mnist-paper \
+        --out benchmarks/results/precision_parity_paper.json
 
-Writes benchmarks/results/precision_parity.json.
+Writes benchmarks/results/precision_parity.json unless --out says otherwise.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ except ImportError:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", nargs="+", default=["ring8"])
+    ap.add_argument("--data", nargs="*", default=["ring8"], help="toy mixtures (none: skip them)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--mnist-steps", type=int, default=5000, help="0 to skip the MNIST comparison (5000: the preset)")
+    ap.add_argument("--mnist-presets", nargs="*", default=["mnist-dcgan"], help="none: skip MNIST")
+    ap.add_argument("--mnist-steps", type=int, default=None, help="steps per MNIST run (default: the preset's; "
+                                                                  "0 skips MNIST)")
     ap.add_argument("--mnist-seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision_parity.json"))
     a = ap.parse_args()
@@ -52,30 +57,34 @@ def main() -> None:
             toy.append(row)
             print(data, seed, "fp32", row["fp32"], "bf16", row["bf16"], flush=True)
     mnist = {}
-    if a.mnist_steps:
-        runs = []
+    for preset in a.mnist_presets if a.mnist_steps != 0 else []:
+        base = load_preset(preset)
+        steps = a.mnist_steps or base["steps"]
+        runs, res = [], {"steps": steps}
         for seed in a.mnist_seeds:
             row = {"seed": seed}
             for prec in ("fp32", "bf16"):
-                cfg = Config.from_dict({**load_preset("mnist-dcgan"), "steps": a.mnist_steps, "precision": prec,
-                                        "eval_every": 0, "seed": seed})
+                cfg = Config.from_dict({**base, "steps": steps, "precision": prec, "eval_every": 0, "seed": seed})
                 t0 = time.perf_counter()
-                train(cfg, out=tmp / f"mnist-{seed}-{prec}", progress=False)
+                train(cfg, out=tmp / f"{preset}-{seed}-{prec}", progress=False)
                 secs = time.perf_counter() - t0
-                ev = evaluate_run(tmp / f"mnist-{seed}-{prec}", ["fid"], n=10_000, extractor="classifier", write=False)
+                ev = evaluate_run(tmp / f"{preset}-{seed}-{prec}", ["fid"], n=10_000, extractor="classifier",
+                                  write=False)
                 row[prec] = {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"]}
-                print("mnist-dcgan seed", seed, prec, row[prec], flush=True)
+                print(preset, "seed", seed, prec, row[prec], flush=True)
+                shutil.rmtree(tmp / f"{preset}-{seed}-{prec}")
             runs.append(row)
-        mnist["runs"] = runs
+        res["runs"] = runs
         for prec in ("fp32", "bf16"):
             fids = [r[prec]["domain_fid"] for r in runs]
-            mnist[prec] = {"mean_domain_fid": statistics.fmean(fids),
-                           "std_domain_fid": statistics.stdev(fids) if len(fids) > 1 else None}
-        m32, m16 = mnist["fp32"]["mean_domain_fid"], mnist["bf16"]["mean_domain_fid"]
-        mnist["relative_difference_of_means"] = abs(m16 - m32) / m32
-        print(f"domain FID over seeds {a.mnist_seeds}: fp32 {m32:.1f}, bf16 {m16:.1f} "
-              f"({mnist['relative_difference_of_means']:.1%} apart)", flush=True)
-    write_json(a.out, {"toy": toy, "mnist_dcgan": mnist, "mnist_steps": a.mnist_steps})
+            res[prec] = {"mean_domain_fid": statistics.fmean(fids),
+                         "std_domain_fid": statistics.stdev(fids) if len(fids) > 1 else None}
+        m32, m16 = res["fp32"]["mean_domain_fid"], res["bf16"]["mean_domain_fid"]
+        res["relative_difference_of_means"] = abs(m16 - m32) / m32
+        print(f"{preset} domain FID over seeds {a.mnist_seeds}: fp32 {m32:.1f}, bf16 {m16:.1f} "
+              f"({res['relative_difference_of_means']:.1%} apart)", flush=True)
+        mnist[preset.replace("-", "_")] = res
+    write_json(a.out, {"toy": toy, **mnist})
     shutil.rmtree(tmp)
 
 

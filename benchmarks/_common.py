@@ -19,3 +19,19 @@ def write_json(path: str | Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**environment(), **payload}, indent=2) + "\n")
+
+
+def train_and_score(cfg, run_dir: str | Path) -> dict:
+    """Train ``cfg`` into ``run_dir`` (removed afterwards) and score the domain FID of
+    10,000 samples against the test set (gankit's classifier features)."""
+    import shutil
+    import time
+
+    from gankit import train
+    from gankit.evaluate import evaluate_run
+    t0 = time.perf_counter()
+    train(cfg, out=run_dir, progress=False)
+    secs = time.perf_counter() - t0
+    ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor="classifier", write=False)
+    shutil.rmtree(run_dir)
+    return {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"]}

@@ -18,22 +18,19 @@ About 7 minutes per run on 2 cores. Writes benchmarks/results/paper_precision_ab
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from gankit import Config, train
+from gankit import Config
 from gankit.config import load_preset
-from gankit.evaluate import evaluate_run
 from gankit.models import paper_mnist as P
 
 try:
-    from _common import write_json
+    from _common import train_and_score, write_json
 except ImportError:
-    from benchmarks._common import write_json
+    from benchmarks._common import train_and_score, write_json
 
 VARIANTS = ("d-bf16", "g-bf16", "g-out-bf16")
 
@@ -68,17 +65,13 @@ def main() -> None:
         for seed in a.seeds:
             P.PaperMNISTGenerator.forward, P.PaperMNISTDiscriminator.forward = original
             patch(variant)
-            tmp = Path(tempfile.mkdtemp(prefix="gankit-ablation-"))
             base = load_preset("mnist-paper")
             cfg = Config.from_dict({**base, "steps": a.steps or base["steps"], "precision": "fp32", "eval_every": 0,
                                     "seed": seed})
-            t0 = time.perf_counter()
-            train(cfg, out=tmp / "r", progress=False)
-            secs = time.perf_counter() - t0
-            ev = evaluate_run(tmp / "r", ["fid"], n=10_000, extractor="classifier", write=False)
-            rows.append({"variant": variant, "seed": seed, "domain_fid": ev["fid"], "train_seconds": round(secs, 1)})
+            score = train_and_score(cfg, Path(tempfile.mkdtemp(prefix="gankit-ablation-")))  # an empty run directory
+            rows.append({"variant": variant, "seed": seed, "domain_fid": score["domain_fid"],
+                         "train_seconds": score["train_seconds"]})
             print(rows[-1], flush=True)
-            shutil.rmtree(tmp)
     write_json(a.out, {"steps": a.steps or load_preset("mnist-paper")["steps"], "runs": rows})
 
 

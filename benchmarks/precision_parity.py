@@ -25,12 +25,11 @@ from pathlib import Path
 
 from gankit import Config, train
 from gankit.config import load_preset
-from gankit.evaluate import evaluate_run
 
 try:
-    from _common import write_json
+    from _common import train_and_score, write_json
 except ImportError:
-    from benchmarks._common import write_json
+    from benchmarks._common import train_and_score, write_json
 
 
 def main() -> None:
@@ -65,14 +64,8 @@ def main() -> None:
             row = {"seed": seed}
             for prec in ("fp32", "bf16"):
                 cfg = Config.from_dict({**base, "steps": steps, "precision": prec, "eval_every": 0, "seed": seed})
-                t0 = time.perf_counter()
-                train(cfg, out=tmp / f"{preset}-{seed}-{prec}", progress=False)
-                secs = time.perf_counter() - t0
-                ev = evaluate_run(tmp / f"{preset}-{seed}-{prec}", ["fid"], n=10_000, extractor="classifier",
-                                  write=False)
-                row[prec] = {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"]}
+                row[prec] = train_and_score(cfg, tmp / f"{preset}-{seed}-{prec}")
                 print(preset, "seed", seed, prec, row[prec], flush=True)
-                shutil.rmtree(tmp / f"{preset}-{seed}-{prec}")
             runs.append(row)
         res["runs"] = runs
         for prec in ("fp32", "bf16"):

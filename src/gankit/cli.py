@@ -247,13 +247,13 @@ def _cmd_report(args) -> int:
 
 def _cmd_bench(args) -> int:
     from .bench import CASES, run_bench
+    from .config import check_device_name
 
     if args.steps < 1 or args.rounds < 1 or any(w < 0 for w in args.workers):
         raise GankitError("--steps and --rounds must be >= 1 and --workers >= 0")
     if args.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise GankitError(f"--precision must be auto, fp32, bf16 or fp16, got {args.precision!r}")
-    if not (args.device in ("cpu", "cuda", "auto") or args.device.startswith("cuda:")):
-        raise GankitError(f"--device must be cpu, cuda, cuda:N or auto, got {args.device!r}")
+    check_device_name(args.device, "--device")
     run_bench(args.cases or CASES, args.steps, args.rounds, args.workers, args.precision, args.out,
               device=args.device)
     if args.out:

@@ -127,10 +127,7 @@ class Config:
             v = getattr(self, name)
             if not _is_number(v) or not (0.0 <= v < 1.0):
                 raise GankitError(f"{name} must be a number in [0, 1), got {v!r}")
-        if not isinstance(self.device, str) or not (
-            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
-        ):
-            raise GankitError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        check_device_name(self.device)
         from .evaluate import LOWER_IS_BETTER, parse_metrics
         parse_metrics(self.metrics)
         if self.best_metric and self.best_metric not in LOWER_IS_BETTER:
@@ -223,6 +220,12 @@ def _is_number(v: Any) -> bool:
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise GankitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_device_name(value, option: str = "device") -> None:
+    """A device a run or the bench can be asked for: cpu, cuda, cuda:N or auto."""
+    if not isinstance(value, str) or not (value in ("cpu", "cuda", "auto") or value.startswith("cuda:")):
+        raise GankitError(f"{option} must be cpu, cuda, cuda:N or auto, got {value!r}")
 
 
 def _positive_int(name: str, value: Any) -> None:

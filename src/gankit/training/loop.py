@@ -69,7 +69,7 @@ class StepStats:
         names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "loss_scale")
         tensors = [getattr(self, n) for n in names]
         present = [(n, t) for n, t in zip(names, tensors) if t is not None]
-        stacked = torch.stack([t.detach().float().to(present[0][1].device) for _, t in present])
+        stacked = torch.stack([t.detach().float() for _, t in present])
         values = (reduce(stacked.cpu()) if reduce else stacked).cpu().tolist()
         out = {n: float(v) for (n, _), v in zip(present, values)}
         if self.loss_scale is not None:
@@ -263,7 +263,7 @@ class GANTrainer:
             loss_g=loss_g,
             grad_norm_d=grad_norm_d,
             grad_norm_g=grad_norm_g,
-            loss_scale=(self.scaler.get_scale() * torch.ones(())) if with_grad_norms and self.scaler else None,
+            loss_scale=loss_d.new_tensor(self.scaler.get_scale()) if with_grad_norms and self.scaler else None,
         )
 
 

@@ -43,7 +43,7 @@ def profile_loop(loop, steps: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    from gankit.bench import GankitLoop, ReferenceLoop, _case
+    from gankit.bench import GankitLoop, ReferenceLoop, make_case
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=["dcgan64", "mnist-dcgan", "mnist-paper"])
     p.add_argument("--steps", type=int, default=10)
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     rows = []
     for name in a.cases:
-        case = _case(name)
+        case = make_case(name)
         ours = GankitLoop(case)
         ref = ReferenceLoop(case, 0)
         ref_step, ref_dense = profile_loop(ref, a.steps)

@@ -95,7 +95,7 @@ def _error(capsys, argv):
 
 @pytest.mark.parametrize("argv, expect", [
     (["train", "--data", "nope"], "unknown data set 'nope'"),
-    (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["train", "--model", "resnet9000"], "model must be one of mlp, dcgan, mnist-paper; got 'resnet9000'"),
     (["train", "--k", "0"], "k must be a whole number > 0"),
     (["train", "--k", "-2"], "k must be a whole number > 0"),
     (["train", "--batch-size", "0"], "batch_size must be a whole number > 0"),

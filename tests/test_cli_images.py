@@ -94,7 +94,7 @@ def test_interpolate_refused_for_toy_data(tmp_path, capsys):
     (["--data", "idx:/no/such/dir", "--model", "dcgan"], "does not exist"),
     (["--resize", "stretch"], "resize must be one of"),
     (["--resize", "resize"], "needs an image_size"),
-    (["--channels", "2"], "channels must be 0"),
+    (["--channels", "2"], "channels must be one of 0, 1, 3"),
     (["--model", "dcgan"], "needs image data"),
 ])
 def test_bad_image_options(tmp_path, capsys, argv, expect):

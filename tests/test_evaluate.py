@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gankit.cli import main
-from gankit.evaluate import evaluate_run, parse_metrics
+from gankit.evaluate import evaluate_run
+from gankit.registries import parse_metric_list as parse_metrics
 from gankit.errors import GankitError
 
 
@@ -43,7 +44,7 @@ def test_eval_refusals(toy_run, tmp_path, capsys):
         assert expect in err and len(err.strip().splitlines()) == 1
     spiral = tmp_path / "sp"
     assert main(["train", "--data", "spiral", "--out", str(spiral), "--steps", "2", "--hidden", "8", "--quiet"]) == 0
-    with pytest.raises(GankitError, match="modes metric applies to the mode benchmarks"):
+    with pytest.raises(GankitError, match="modes metric applies to the toy mixtures"):
         evaluate_run(spiral, ["modes"], n=100)
 
 

@@ -6,17 +6,16 @@ Every error a user can cause ends in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
-import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import Config, load_preset, load_yaml, preset_names
+from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names
 from .errors import GankitError
+from .registries import DATA, METRICS, metric_outputs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,31 +25,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"gankit: error: {message} (see '{self.prog} --help')\n")
 
 
-def _field_help() -> dict[str, str]:
-    """The aligned comments beside Config's fields are its documentation; reuse them."""
-    src = inspect.getsource(Config)
-    return dict(re.findall(r"^\s+(\w+): [^#\n]+#\s*(.+)$", src, flags=re.M))
-
-
-def _parse_bool(text: str) -> bool:
-    v = text.lower()
-    if v in ("true", "1", "yes", "on"):
-        return True
-    if v in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def _config_help(f) -> str:
+    """A field's help from its metadata, with its allowed values where they are a list, and
+    its default."""
+    default = f.default
+    help_text = f.metadata.get("help", "")
+    if f.name == "data":
+        help_text += f"; one of {', '.join(DATA.names())}, or {', '.join(p + ':…' for p in DATA.prefixes())}"
+    elif f.name == "metrics":
+        help_text += f": {', '.join(METRICS.names())}"
+    elif f.name == "best_metric":
+        help_text += f": {', '.join(metric_outputs())}"
+    shown = "none" if default == "" else ("true" if default is True else "false" if default is False else default)
+    return f"{help_text} (default: {shown})".replace("%", "%%")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    helps = _field_help()
-    defaults = Config()
+    """One flag per configuration field, in the field's group, documented by its metadata:
+    ``--x {a,b}`` for choices, ``--x / --no-x`` for booleans. Values are checked by
+    ``Config.validate`` (one message, whether they came from a flag or a YAML file)."""
+    groups = {g: p.add_argument_group(f"{g} options") for g in GROUPS}
     for f in fields(Config):
-        default = getattr(defaults, f.name)
-        typ = type(default)
-        conv = _parse_bool if typ is bool else typ
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=conv, default=None,
-                       metavar=typ.__name__.upper(),
-                       help=f"{helps.get(f.name, '')} (default: {default})")
+        group = groups[f.metadata["group"]]
+        flag = f"--{f.name.replace('_', '-')}"
+        typ = type(f.default)
+        if typ is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=_config_help(f))
+            continue
+        allowed = allowed_values(f)
+        metavar = f.metadata.get("metavar") or ("{" + ",".join(map(str, allowed)) + "}" if allowed
+                                                 else typ.__name__.upper())
+        group.add_argument(flag, dest=f.name, type=typ, default=None, metavar=metavar, help=_config_help(f))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,15 @@
 """Typed training configuration: defaults, validation, YAML in and out.
 
 A :class:`Config` is the complete description of a training run. ``gankit train`` resolves
-it from (in order of precedence) command-line flags, ``--config FILE.yaml``, and the
-defaults below, then writes the fully resolved result to ``RUN/config.yaml``, which can be
-fed back with ``--config``.
+it from (in order of precedence) command-line flags, ``--config FILE.yaml``, ``--preset
+NAME`` and the defaults below, then writes the fully resolved result to
+``RUN/config.yaml``, which can be fed back with ``--config``.
+
+Each field carries its own documentation in its metadata (:func:`option`): the group it
+belongs to, a line of help, the allowed values or range. ``gankit train --help`` and the
+validation are both built from it. Values that name a data set, a model, a generator
+loss or a metric are checked against the registries (:mod:`gankit.registries`), so this
+module imports no subsystem.
 """
 
 from __future__ import annotations
@@ -12,126 +18,165 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from .errors import GankitError
+from .registries import DATA, LOSSES, METRICS, MODELS, Registry, shorten, metric_outputs, parse_metric_list
 
-LOSSES = ("nonsaturating", "minimax")
 NOISES = ("normal", "uniform")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "exponential")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RESIZE_POLICIES = ("none", "resize", "center-crop")
+CPU_KERNELS = ("auto", "off")
+ON_DIVERGENCE = ("stop", "rollback")
+
+GROUPS = ("data", "model", "objective and update rule", "optimiser and schedule", "precision and hardware",
+          "logging, evaluation and checkpoints")
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# Rules: (test, what the value must be). The error reads "NAME must be WHAT, got VALUE".
+POSITIVE = (lambda v: _whole(v) and v > 0, "a whole number > 0")
+NATURAL = (lambda v: _whole(v) and v >= 0, "a whole number >= 0")
+POSITIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number")
+NON_NEGATIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+UNIT_INTERVAL = (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def option(default: Any, group: str, help: str, *, choices: tuple | Registry | None = None,
+           rule: tuple[Callable[[Any], bool], str] | None = None, metavar: str | None = None):
+    """A configuration field with its documentation and its constraint in the metadata."""
+    assert group in GROUPS, group
+    return field(default=default, metadata={"group": group, "help": help, "choices": choices, "rule": rule,
+                                            "metavar": metavar})
+
+
+def allowed_values(f: dataclasses.Field) -> list[str] | None:
+    """The values a choice field allows (from its tuple or its registry), else None."""
+    choices = f.metadata.get("choices")
+    if choices is None:
+        return None
+    return choices.names() if isinstance(choices, Registry) else list(choices)
 
 
 @dataclass
 class Config:
-    """Every option of a training run. Field comments are the documentation."""
+    """Every option of a training run; each field's metadata documents it (see :func:`option`)."""
 
-    data: str = "ring8"             # data: a toy name, mnist, fashion-mnist, idx:DIR, folder:DIR, npz:FILE, cifar10:DIR, fake:C,H,W
-    data_dir: str = ""              # cache folder for named data sets ("" = $GANKIT_DATA or ~/.cache/gankit/data)
-    image_size: int = 0             # images: target size in pixels (0 = the data's own size)
-    resize: str = "none"            # images: how to reach image_size: none, resize, center-crop
-    channels: int = 0               # images: 1 (grayscale) or 3 (RGB); 0 = as the data
-    model: str = "mlp"              # model family for G and D (see `gankit.models.MODELS`)
-    loss: str = "nonsaturating"     # generator loss: "nonsaturating" (paper's practical) or "minimax"
-    k: int = 1                      # discriminator steps per generator step (Algorithm 1)
-    update: str = "alternating"     # "alternating" (Algorithm 1) or "simultaneous" (k = 1: both gradients from one batch and one D, as the published code)
-    batch_size: int = 256           # minibatch size m, for data and for noise
-    steps: int = 4000               # generator steps (outer iterations of Algorithm 1) in total
-    seed: int = 0                   # seeds every random stream of the run
-    noise: str = "normal"           # noise prior p_z: "normal" N(0, I) or "uniform" U(-1, 1)^d
-    z_dim: int = 8                  # noise dimension
-    optimizer: str = "adam"         # "adam" or "sgd" (SGD with momentum)
-    lr_g: float = 2e-3              # generator learning rate
-    lr_d: float = 2e-3              # discriminator learning rate
-    beta1: float = 0.5              # Adam beta1
-    beta2: float = 0.999            # Adam beta2
-    momentum: float = 0.5           # SGD momentum
-    lr_schedule: str = "linear"     # "constant"; "linear": decay to 0 at `steps`; "exponential": divide by lr_decay each step
-    lr_decay: float = 1.000004      # exponential schedule: per-step divisor of the learning rates
-    lr_min: float = 1e-6            # exponential schedule: floor of the learning rates
-    momentum_final: float = 0.5     # SGD: momentum reached after momentum_ramp steps
-    momentum_ramp: int = 0          # SGD: steps over which momentum rises linearly to momentum_final (0 = constant)
-    hidden: int = 256               # MLP: units per hidden layer (G and D)
-    width: int = 64                 # DCGAN: base number of feature maps (ngf = ndf)
-    depth: int = 3                  # MLP: number of hidden layers (G and D)
-    device: str = "cpu"             # "cpu", "cuda", "cuda:N" or "auto"
-    precision: str = "auto"         # fp32, bf16, fp16 (autocast), or auto: bf16 for convolutions on CPUs with bf16 units and on GPUs
-    threads: int = 0                # CPU threads for torch (0 = torch's default less the cores other processes keep busy at start)
-    reuse_fake: bool = False        # k = 1: the G step reuses the D step's samples G(z) (same update, one G forward less)
-    log_every: int = 100            # steps between rows of metrics.jsonl and progress updates
-    eval_every: int = 1000          # steps between evaluations (sample metrics, pictures); 0: only at the end
-    checkpoint_every: int = 1000    # steps between checkpoints; one is always written at the end
-    eval_samples: int = 2500        # generated samples per evaluation (SPEC: 2,500 for the toy mixtures)
-    keep_checkpoints: int = 3       # how many step checkpoints to keep (the newest)
-    on_divergence: str = "stop"     # NaN/Inf in a loss or the weights: "stop", or "rollback" to the last good checkpoint at 1/10 the learning rates (3 times at most)
-    metrics: str = ""               # extra metrics at each evaluation, comma-separated: fid, kid, pr, parzen
-    best_metric: str = ""           # keep checkpoints/best.pt by this logged metric (e.g. fid, high_quality)
+    # ---------------------------------------------------------------- data
+    data: str = option("ring8", "data", "a toy density, a named image set, or PREFIX:PATH",
+                       metavar="SPEC")
+    data_dir: str = option("", "data", "cache folder for named data sets (\"\" = $GANKIT_DATA or "
+                                       "~/.cache/gankit/data)", metavar="DIR")
+    image_size: int = option(0, "data", "images: target size in pixels (0 = the data's own size)", rule=NATURAL)
+    resize: str = option("none", "data", "images: how to reach image_size", choices=RESIZE_POLICIES)
+    channels: int = option(0, "data", "images: 1 (grayscale) or 3 (RGB); 0 = as the data", choices=(0, 1, 3))
+    # ---------------------------------------------------------------- model
+    model: str = option("mlp", "model", "model family for G and D", choices=MODELS)
+    z_dim: int = option(8, "model", "noise dimension", rule=POSITIVE)
+    noise: str = option("normal", "model", "noise prior p_z: normal N(0, I) or uniform U(-1, 1)^z_dim",
+                        choices=NOISES)
+    hidden: int = option(256, "model", "MLP: units per hidden layer (G and D)", rule=POSITIVE)
+    depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)
+    width: int = option(64, "model", "DCGAN: base number of feature maps (ngf = ndf)", rule=POSITIVE)
+    # ---------------------------------------------------------------- objective and update rule
+    loss: str = option("nonsaturating", "objective and update rule",
+                       "generator loss: nonsaturating (the paper's practical one) or minimax (the game as written)",
+                       choices=LOSSES)
+    k: int = option(1, "objective and update rule", "discriminator steps per generator step (Algorithm 1)",
+                    rule=POSITIVE)
+    update: str = option("alternating", "objective and update rule",
+                         "alternating (Algorithm 1) or simultaneous (k = 1: both gradients from one batch and one "
+                         "D, as the published code)", choices=UPDATES)
+    reuse_fake: bool = option(False, "objective and update rule",
+                              "k = 1: the G step reuses the D step's samples G(z) (the same update, one G forward "
+                              "less)")
+    # ---------------------------------------------------------------- optimiser and schedule
+    batch_size: int = option(256, "optimiser and schedule", "minibatch size m, for data and for noise",
+                             rule=POSITIVE)
+    steps: int = option(4000, "optimiser and schedule", "generator steps (outer iterations of Algorithm 1) in total",
+                        rule=POSITIVE)
+    seed: int = option(0, "optimiser and schedule", "seeds every random stream of the run", rule=NATURAL)
+    optimizer: str = option("adam", "optimiser and schedule", "adam, or sgd (with momentum)", choices=OPTIMIZERS)
+    lr_g: float = option(2e-3, "optimiser and schedule", "generator learning rate", rule=POSITIVE_NUMBER)
+    lr_d: float = option(2e-3, "optimiser and schedule", "discriminator learning rate", rule=POSITIVE_NUMBER)
+    beta1: float = option(0.5, "optimiser and schedule", "Adam beta1", rule=UNIT_INTERVAL)
+    beta2: float = option(0.999, "optimiser and schedule", "Adam beta2", rule=UNIT_INTERVAL)
+    momentum: float = option(0.5, "optimiser and schedule", "SGD momentum", rule=UNIT_INTERVAL)
+    momentum_final: float = option(0.5, "optimiser and schedule", "SGD: momentum reached after momentum_ramp steps",
+                                   rule=UNIT_INTERVAL)
+    momentum_ramp: int = option(0, "optimiser and schedule",
+                                "SGD: steps over which momentum rises linearly to momentum_final (0 = constant)",
+                                rule=NATURAL)
+    lr_schedule: str = option("linear", "optimiser and schedule",
+                              "constant; linear: decay to 0 at steps; exponential: divide by lr_decay each step",
+                              choices=LR_SCHEDULES)
+    lr_decay: float = option(1.000004, "optimiser and schedule",
+                             "exponential schedule: per-step divisor of the learning rates",
+                             rule=(lambda v: _is_number(v) and 1.0 <= v < 2.0, "a number in [1, 2)"))
+    lr_min: float = option(1e-6, "optimiser and schedule", "exponential schedule: floor of the learning rates",
+                           rule=NON_NEGATIVE_NUMBER)
+    # ---------------------------------------------------------------- precision and hardware
+    device: str = option("cpu", "precision and hardware", "cpu, cuda, cuda:N or auto", metavar="DEVICE")
+    precision: str = option("auto", "precision and hardware",
+                            "fp32, bf16, fp16 (autocast), or auto: bf16 for convolutional models and large MLPs on "
+                            "CPUs with bf16 units, and on GPUs", choices=PRECISIONS)
+    threads: int = option(0, "precision and hardware",
+                          "CPU threads for torch (0 = torch's default less the cores other processes keep busy "
+                          "at start)", rule=NATURAL)
+    cpu_kernels: str = option("auto", "precision and hardware",
+                              "auto: on CPUs in bf16, compute DCGAN's stride-2 convolutions where oneDNN's kernels "
+                              "are slow by im2col/col2im and one product (gankit.ops); off: torch's kernels only",
+                              choices=CPU_KERNELS)
+    # ---------------------------------------------------------------- logging, evaluation and checkpoints
+    log_every: int = option(100, GROUPS[5], "steps between rows of metrics.jsonl and progress updates",
+                            rule=POSITIVE)
+    eval_every: int = option(1000, GROUPS[5],
+                             "steps between evaluations (sample metrics, pictures); 0: only at the end",
+                             rule=NATURAL)
+    eval_samples: int = option(2500, GROUPS[5],
+                               "generated samples per evaluation (2,500 in the toy mixtures' protocol)",
+                               rule=POSITIVE)
+    metrics: str = option("", GROUPS[5], "extra metrics at each evaluation, comma-separated", metavar="LIST")
+    best_metric: str = option("", GROUPS[5], "keep checkpoints/best.pt by this logged metric", metavar="NAME")
+    checkpoint_every: int = option(1000, GROUPS[5], "steps between checkpoints; one is always written at the end",
+                                   rule=POSITIVE)
+    keep_checkpoints: int = option(3, GROUPS[5], "how many step checkpoints to keep (the newest)", rule=POSITIVE)
+    on_divergence: str = option("stop", GROUPS[5],
+                                "NaN/Inf in a loss or the weights: stop, or rollback to the last good checkpoint at "
+                                "1/10 the learning rates (3 times at most)", choices=ON_DIVERGENCE)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Config":
-        """Check every field; raise :class:`GankitError` naming the first bad one."""
-        from .data import check_data_spec
-        from .data.images import RESIZE_POLICIES
-        from .models import MODELS
-
-        check_data_spec(self.data)
-        _choice("resize", self.resize, RESIZE_POLICIES)
-        if self.channels not in (0, 1, 3):
-            raise GankitError(f"channels must be 0 (as the data), 1 or 3, got {self.channels!r}")
-        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool) or self.image_size < 0:
-            raise GankitError(f"image_size must be a whole number >= 0, got {self.image_size!r}")
+        """Check every field against its metadata, then the rules that join fields; raise
+        :class:`GankitError` naming the first bad value."""
+        DATA.check(self.data)
+        for f in fields(self):
+            check_field(f, getattr(self, f.name))
         if self.resize != "none" and self.image_size == 0:
             raise GankitError(f"resize {self.resize} needs an image_size (--image-size)")
-        if self.model not in MODELS:
-            raise GankitError(
-                f"unknown model {self.model!r}; choose one of: {', '.join(sorted(MODELS))}"
-            )
-        _choice("loss", self.loss, LOSSES)
-        _choice("noise", self.noise, NOISES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("on_divergence", self.on_divergence, ("stop", "rollback"))
-        _choice("update", self.update, UPDATES)
         if self.update == "simultaneous" and self.k != 1:
             raise GankitError(f"update simultaneous takes one D step per G step: k must be 1, got {self.k!r}")
         if self.update == "simultaneous" and self.precision == "fp16":
             raise GankitError("update simultaneous does not support fp16 loss scaling: use --precision bf16 or fp32")
-        _positive_int("keep_checkpoints", self.keep_checkpoints)
-        if not isinstance(self.reuse_fake, bool):
-            raise GankitError(f"reuse_fake must be true or false, got {self.reuse_fake!r}")
-        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:
-            raise GankitError(f"threads must be a whole number >= 0, got {self.threads!r}")
-        for name in ("k", "batch_size", "steps", "z_dim", "hidden", "width", "depth", "log_every",
-                     "checkpoint_every", "eval_samples"):
-            _positive_int(name, getattr(self, name))
-        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 0:
-            raise GankitError(f"eval_every must be a whole number >= 0, got {self.eval_every!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise GankitError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        for name in ("lr_g", "lr_d"):
-            v = getattr(self, name)
-            if not _is_number(v) or not math.isfinite(v) or v <= 0:
-                raise GankitError(f"{name} must be a positive number, got {v!r}")
-        if not _is_number(self.lr_decay) or not (1.0 <= self.lr_decay < 2.0):
-            raise GankitError(f"lr_decay must be a number in [1, 2), got {self.lr_decay!r}")
-        if not _is_number(self.lr_min) or not math.isfinite(self.lr_min) or self.lr_min < 0:
-            raise GankitError(f"lr_min must be a number >= 0, got {self.lr_min!r}")
-        if not isinstance(self.momentum_ramp, int) or isinstance(self.momentum_ramp, bool) or self.momentum_ramp < 0:
-            raise GankitError(f"momentum_ramp must be a whole number >= 0, got {self.momentum_ramp!r}")
-        for name in ("beta1", "beta2", "momentum", "momentum_final"):
-            v = getattr(self, name)
-            if not _is_number(v) or not (0.0 <= v < 1.0):
-                raise GankitError(f"{name} must be a number in [0, 1), got {v!r}")
         check_device_name(self.device)
-        from .evaluate import LOWER_IS_BETTER, parse_metrics
-        parse_metrics(self.metrics)
-        if self.best_metric and self.best_metric not in LOWER_IS_BETTER:
-            raise GankitError(f"best_metric must be one of {', '.join(LOWER_IS_BETTER)}, got {self.best_metric!r}")
+        if not isinstance(self.metrics, str):
+            raise GankitError(f"metrics must be a comma-separated string, got {shorten(self.metrics)}")
+        parse_metric_list(self.metrics)
+        outputs = metric_outputs()
+        if self.best_metric and self.best_metric not in outputs:
+            raise GankitError(f"best_metric must be one of {', '.join(outputs)}, got {shorten(self.best_metric)}")
         return self
 
     # ------------------------------------------------------------------ conversion
@@ -159,12 +204,9 @@ class Config:
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
 
-    def to_yaml(self, path: str | Path) -> None:
-        """Write the config as YAML, atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
+    def to_yaml_text(self) -> str:
+        """The configuration as YAML, in field order (``rundir.write_config`` writes it)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -213,24 +255,25 @@ def load_config(path: str | Path) -> Config:
 
 
 # ---------------------------------------------------------------------- helpers
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise GankitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+def check_field(f: dataclasses.Field, value: Any) -> None:
+    """One field's type and constraint, from its metadata."""
+    typ = type(f.default)
+    if typ is bool and not isinstance(value, bool):
+        raise GankitError(f"{f.name} must be true or false, got {shorten(value)}")
+    if typ is str and not isinstance(value, str):
+        raise GankitError(f"{f.name} must be a string, got {shorten(value)}")
+    allowed = allowed_values(f)
+    if allowed is not None and value not in allowed:
+        raise GankitError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got {shorten(value)}")
+    rule = f.metadata.get("rule")
+    if rule is not None and not rule[0](value):
+        raise GankitError(f"{f.name} must be {rule[1]}, got {shorten(value)}")
 
 
 def check_device_name(value, option: str = "device") -> None:
     """A device a run or the bench can be asked for: cpu, cuda, cuda:N or auto."""
     if not isinstance(value, str) or not (value in ("cpu", "cuda", "auto") or value.startswith("cuda:")):
         raise GankitError(f"{option} must be cpu, cuda, cuda:N or auto, got {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise GankitError(f"{name} must be a whole number > 0, got {value!r}")
 
 
 def _coerce(key: str, value: Any, typ: type, source: str) -> Any:

@@ -4,7 +4,7 @@
 disk) and then scores any generator of that run:
 
 - toy mixtures (ring8, grid25, mixture1d): ``modes`` (modes captured, high-quality share,
-  reverse KL; SPEC §6);
+  reverse KL; PacGAN's protocol, docs/metrics.md);
 - any data: ``fid``, ``kid``, ``pr`` (precision/recall) on the features of an extractor
   (``metrics/features.py``); for toy data the features are the coordinates themselves and
   the reference is a fresh sample of the exact density;
@@ -13,11 +13,14 @@ disk) and then scores any generator of that run:
   the last 10,000 training images, or a 1,000 subset with ``parzen_validation=1000``).
 
 Reference images: the test split of a named data set, else the training images.
+
+Each metric is a function of the scorer registered in :data:`gankit.registries.METRICS`
+with the values it produces and whether lower is better for each; the scorer computes
+samples and features once, lazily, for all of them (``docs/extending.md`` adds a metric).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,19 +30,13 @@ import torch
 from .config import Config
 from .errors import GankitError
 from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall, reverse_kl_uniform
+from .registries import METRICS, metric_outputs, parse_metric_list
+from .rundir import EVAL, write_json
 from .sampling import generate
 
-METRICS = ("modes", "fid", "kid", "pr", "parzen")
-LOWER_IS_BETTER = {"fid": True, "kid": True, "reverse_kl": True, "modes": False, "high_quality": False,
-                   "precision": False, "recall": False, "parzen": False}
-
-
-def parse_metrics(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()] if isinstance(text, str) else list(text)
-    bad = [m for m in names if m not in METRICS]
-    if bad:
-        raise GankitError(f"unknown metric {bad[0]!r}; choose from: {', '.join(METRICS)}")
-    return names
+def lower_is_better(name: str) -> bool:
+    """Whether a logged metric improves downwards (fid) or upwards (modes)."""
+    return metric_outputs().get(name, True)
 
 
 def default_extractor(cfg: Config) -> str:
@@ -52,15 +49,20 @@ def default_extractor(cfg: Config) -> str:
 
 def check_metrics(cfg: Config, data_shape, metrics) -> None:
     """Refuse metrics that do not apply to this data (cheap: loads no model and no data)."""
-    if len(data_shape) != 3:
-        from .data import get_distribution
-        if "modes" in metrics and not get_distribution(cfg.data).mode_benchmark:
-            raise GankitError(f"the modes metric applies to the mode benchmarks (ring8, grid25, mixture1d), "
+    image = len(data_shape) == 3
+    for m in metrics:
+        applies = METRICS.entry(m).meta.get("applies", "any")
+        if applies == "images" and not image:
+            raise GankitError(f"{m} is an image metric; use modes, fid, kid or pr for low-dimensional data")
+        if applies == "mixtures" and (image or not _mode_benchmark(cfg.data)):
+            raise GankitError(f"the {m} metric applies to the toy mixtures (ring8, grid25, mixture1d), "
                               f"not to {cfg.data}")
-        if "parzen" in metrics:
-            raise GankitError("parzen is an image metric; use modes, fid, kid or pr for low-dimensional data")
-    elif "modes" in metrics:
-        raise GankitError("the modes metric applies to the toy mixtures, not to images")
+
+
+def _mode_benchmark(data: str) -> bool:
+    from .data import get_distribution
+    from .data.synthetic import SYNTHETIC
+    return data in SYNTHETIC and get_distribution(data).mode_benchmark
 
 
 class Scorer:
@@ -76,7 +78,9 @@ class Scorer:
         if not self.image:
             from .data import get_distribution
             self.dist = get_distribution(cfg.data)
-        if any(m in self.metrics for m in ("fid", "kid", "pr")):
+        self.samples: torch.Tensor | None = None
+        self._fake: np.ndarray | None = None
+        if any(METRICS.entry(m).meta.get("features") for m in self.metrics):
             from .metrics.features import RawExtractor, get_extractor
             name = extractor or (default_extractor(cfg) if self.image else "raw")
             self.extractor = RawExtractor() if not self.image else get_extractor(name, cfg.data, cfg.data_dir or None,
@@ -87,7 +91,7 @@ class Scorer:
                                      "raw": "Fréchet distance on raw values"}[self.extractor.name]
 
     # ---------------------------------------------------------------- references
-    def _reference_images(self, split: str) -> tuple[np.ndarray, str]:
+    def reference_images(self, split: str) -> tuple[np.ndarray, str]:
         """Reference images of a split and a description of where they came from."""
         from .data import load_images, make_source
         from .data.registry import NAMED
@@ -120,7 +124,7 @@ class Scorer:
                                                     self.cfg.data_dir or None)
                     self.info["reference"] = f"{self.cfg.data} test split, first {len(self._real)} images"
                 else:
-                    imgs, self.info["reference"] = self._reference_images("test")
+                    imgs, self.info["reference"] = self.reference_images("test")
                     imgs = imgs[: self.n]
                     self._real = self.extractor(torch.from_numpy(imgs).float() / 255)
         return self._real
@@ -133,45 +137,79 @@ class Scorer:
             x = ((x - lo) / (hi - lo)).clamp(0, 1)
         return x
 
+    def fake_features(self) -> np.ndarray:
+        """Features of the samples being scored (computed once per :meth:`score`)."""
+        if self._fake is None:
+            x = self.samples
+            self._fake = self.extractor(x) if self.image else x.reshape(self.n, -1).double().numpy()
+        return self._fake
+
     def score(self, G) -> dict:
+        """Every configured metric of G's samples (one draw of ``n``), and the seconds it took."""
         t0 = time.perf_counter()
-        x = self.samples01(G)
-        if not torch.isfinite(x).all():
+        self.samples, self._fake = self.samples01(G), None
+        if not torch.isfinite(self.samples).all():
             raise GankitError("the generator produced NaN or Inf; nothing to score")
         out: dict = {}
-        if "modes" in self.metrics:
-            s = mode_stats(x.reshape(self.n, -1).numpy(), self.dist.means.numpy(), float(self.dist.stds.max()))
-            out.update(modes=s["modes"], num_modes=s["num_modes"], high_quality=s["high_quality"],
-                       reverse_kl=s["reverse_kl"])
-        if self.extractor is not None:
-            fake = self.extractor(x) if self.image else x.reshape(self.n, -1).double().numpy()
-            real = self.real_features()
-            if "fid" in self.metrics:
-                out["fid"] = fid_from_features(real, fake)
-            if "kid" in self.metrics:
-                k = kid(real, fake, subsets=50, subset_size=min(1000, len(real), len(fake)), seed=self.seed)
-                out.update(kid=k["kid"], kid_std=k["kid_std"])
-            if "pr" in self.metrics:
-                pr = precision_recall(real[:5000], fake[:5000])
-                out.update(precision=pr["precision"], recall=pr["recall"])
-            if self.extractor.name == "classifier":
-                # The classifier's verdicts on the samples: which classes G produces, how evenly.
-                with torch.no_grad():
-                    logits = self.extractor.model.head(torch.as_tensor(fake, dtype=torch.float32))
-                counts = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1])
-                out.update(classes_present=int((counts > 0).sum()), class_shares=(counts / counts.sum()).round(4).tolist(),
-                           class_kl=reverse_kl_uniform(counts))
-        if "parzen" in self.metrics:
-            test, test_from = self._reference_images("test")
-            test = test[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
-            train, train_from = self._reference_images("train")
-            val = train[-10_000:][: self.parzen_validation].reshape(-1, test.shape[1]) / 255.0
-            p = parzen_score(x.reshape(self.n, -1).double().numpy(), test, val)
-            out.update(parzen=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
-            self.info["parzen_data"] = (f"log-likelihood of {len(test)} images of {test_from}; sigma chosen on the "
-                                        f"last {len(val)} images of {train_from}")
+        for name in self.metrics:
+            out.update(METRICS.get(name)(self))
+        if self.extractor is not None and self.extractor.name == "classifier":
+            out.update(self.class_verdicts())
+        self.samples, self._fake = None, None
         out["eval_seconds"] = time.perf_counter() - t0
         return out
+
+    def class_verdicts(self) -> dict:
+        """The classifier's verdicts on the samples: which classes G produces, how evenly."""
+        with torch.no_grad():
+            logits = self.extractor.model.head(torch.as_tensor(self.fake_features(), dtype=torch.float32))
+        counts = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1])
+        return {"classes_present": int((counts > 0).sum()),
+                "class_shares": (counts / counts.sum()).round(4).tolist(), "class_kl": reverse_kl_uniform(counts)}
+
+
+# ---------------------------------------------------------------------- the registered metrics
+@METRICS.register("modes", doc="modes captured, high-quality share, reverse KL (PacGAN's protocol)",
+                  applies="mixtures", produces={"modes": False, "high_quality": False, "reverse_kl": True})
+def modes_metric(s: Scorer) -> dict:
+    st = mode_stats(s.samples.reshape(s.n, -1).numpy(), s.dist.means.numpy(), float(s.dist.stds.max()))
+    return {"modes": st["modes"], "num_modes": st["num_modes"], "high_quality": st["high_quality"],
+            "reverse_kl": st["reverse_kl"]}
+
+
+@METRICS.register("fid", doc="Fréchet distance of features (standard FID with Inception-v3)", features=True,
+                  produces={"fid": True})
+def fid_metric(s: Scorer) -> dict:
+    return {"fid": fid_from_features(s.real_features(), s.fake_features())}
+
+
+@METRICS.register("kid", doc="kernel inception distance: unbiased cubic-kernel MMD², with its spread",
+                  features=True, produces={"kid": True})
+def kid_metric(s: Scorer) -> dict:
+    real, fake = s.real_features(), s.fake_features()
+    k = kid(real, fake, subsets=50, subset_size=min(1000, len(real), len(fake)), seed=s.seed)
+    return {"kid": k["kid"], "kid_std": k["kid_std"]}
+
+
+@METRICS.register("pr", doc="precision and recall on k-nearest-neighbour manifolds (k = 3)", features=True,
+                  produces={"precision": False, "recall": False})
+def pr_metric(s: Scorer) -> dict:
+    pr = precision_recall(s.real_features()[:5000], s.fake_features()[:5000])
+    return {"precision": pr["precision"], "recall": pr["recall"]}
+
+
+@METRICS.register("parzen", doc="Parzen-window log-likelihood of the test images (the 2014 paper's Table 1)",
+                  applies="images", produces={"parzen": False})
+def parzen_metric(s: Scorer) -> dict:
+    x = s.samples
+    test, test_from = s.reference_images("test")
+    test = test[: 10_000].reshape(-1, int(np.prod(x.shape[1:]))) / 255.0
+    train, train_from = s.reference_images("train")
+    val = train[-10_000:][: s.parzen_validation].reshape(-1, test.shape[1]) / 255.0
+    p = parzen_score(x.reshape(s.n, -1).double().numpy(), test, val)
+    s.info["parzen_data"] = (f"log-likelihood of {len(test)} images of {test_from}; sigma chosen on the "
+                             f"last {len(val)} images of {train_from}")
+    return {"parzen": p["mean"], "parzen_se": p["se"], "parzen_sigma": p["sigma"]}
 
 
 def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None,
@@ -183,18 +221,13 @@ def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | 
     cfg = run.config
     image = len(G.out_shape) == 3
     if metrics is None:
-        from .data import get_distribution
-        metrics = ["fid", "kid", "pr"] if image else (
-            ["modes", "fid"] if get_distribution(cfg.data).mode_benchmark else ["fid", "kid", "pr"])
-    metrics = parse_metrics(metrics)
+        metrics = ["modes", "fid"] if not image and _mode_benchmark(cfg.data) else ["fid", "kid", "pr"]
+    metrics = parse_metric_list(metrics)
     n = n or (10_000 if image else cfg.eval_samples)
     if n < 2:
         raise GankitError(f"--n must be at least 2, got {n}")
     scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
     results = {"run": str(run.path), "step": step, "n": n, **scorer.score(G), **scorer.info}
     if write:
-        path = Path(run.path) / "eval.json"
-        tmp = path.with_name(".eval.json.tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(path)
+        write_json(Path(run.path) / EVAL, results)
     return results

@@ -9,7 +9,7 @@ Everything here takes logits, never probabilities, and uses the identities
 which are finite for any finite logit (a sigmoid followed by a log underflows to -inf for
 |f| of a few tens in float32 and is the usual source of NaN losses).
 
-Value function (SPEC §2), minibatch estimate::
+Value function (docs/theory.md), minibatch estimate::
 
     V~ = 1/m sum_i log D(x_i) + 1/m sum_i log(1 - D(G(z_i)))
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GENERATOR_LOSSES = ("nonsaturating", "minimax")
+from .registries import LOSSES
 
 
 def log_d(logits: torch.Tensor) -> torch.Tensor:
@@ -51,8 +51,16 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> to
     ``"nonsaturating"``: ``-1/m sum log D(G(z))`` — the paper's practical variant; its
     gradient is ``-(1 - sigmoid(f))/m``, close to ``-1/m`` exactly where the other vanishes.
     """
-    if kind == "nonsaturating":
-        return F.softplus(-fake_logits).mean()
-    if kind == "minimax":
-        return -F.softplus(fake_logits).mean()
-    raise ValueError(f"generator loss kind must be one of {GENERATOR_LOSSES}, got {kind!r}")
+    if kind not in LOSSES:
+        raise ValueError(f"generator loss kind must be one of {LOSSES.names()}, got {kind!r}")
+    return LOSSES.get(kind)(fake_logits)
+
+
+@LOSSES.register("nonsaturating", doc="-1/m sum log D(G(z)): the paper's practical generator loss (the default)")
+def nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_logits).mean()
+
+
+@LOSSES.register("minimax", doc="1/m sum log(1 - D(G(z))): the game as written; saturates early in training")
+def minimax_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return -F.softplus(fake_logits).mean()

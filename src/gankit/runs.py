@@ -13,8 +13,10 @@ import torch
 
 from .config import Config
 from .errors import GankitError
-from .training.checkpoint import list_checkpoints, load_latest_good
+from .models import build_models
+from .rundir import list_checkpoints, open_run_dir, read_config, read_rows, METRICS
 from .sampling import generate, interpolation_noise
+from .training.checkpoint import load_latest_good
 
 
 @dataclass
@@ -24,24 +26,17 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
-        path = Path(path)
-        if not path.exists():
-            raise GankitError(f"run directory {str(path)!r} does not exist")
-        if not path.is_dir() or not (path / "config.yaml").is_file():
-            raise GankitError(f"{str(path)!r} is not a gankit run directory (it has no config.yaml)")
-        from .config import load_config
-        return cls(path, load_config(path / "config.yaml"))
+        path = open_run_dir(path)
+        return cls(path, read_config(path))
 
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.path)
 
     def metrics(self) -> list[dict]:
-        from .training.run import _read_rows
-        return _read_rows(self.path / "metrics.jsonl")
+        return read_rows(self.path / METRICS)
 
     def load_models(self, device: str | torch.device = "cpu"):
         """G and D from the newest checkpoint, in eval mode, with the checkpoint's step."""
-        from .models import build_models
         _, ckpt = load_latest_good(self.path, device, warn=lambda m: print(m, file=sys.stderr))
         cfg = Config.from_dict(ckpt["config"], source="checkpoint config")
         G, D = build_models(cfg, tuple(ckpt["data_shape"]))

@@ -1,10 +1,19 @@
-"""Drawing from a generator: batched, without gradients, in eval mode, from a seeded stream."""
+"""The noise prior p_z, and drawing from a generator: batched, without gradients, in eval
+mode, from a seeded stream."""
 
 from __future__ import annotations
 
 import torch
 
-from .training.loop import sample_noise
+
+
+def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
+    """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I) or ``"uniform"`` U(-1, 1)^z_dim."""
+    if prior == "normal":
+        return torch.randn(m, z_dim, generator=generator, device=generator.device)
+    if prior == "uniform":
+        return torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
+    raise ValueError(f"noise prior must be 'normal' or 'uniform', got {prior!r}")
 
 
 def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,

@@ -29,9 +29,11 @@ def test_dcgan_structure_and_init():
     # No BatchNorm right after D's first convolution; BatchNorm after every other hidden one.
     layers = list(D.net)
     assert isinstance(layers[1], nn.LeakyReLU) and layers[1].negative_slope == 0.2
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == len(convs) - 2
-    assert not any(isinstance(m, (nn.Linear, nn.MaxPool2d, nn.AvgPool2d)) for m in D.modules())
-    big = [m.weight for m in list(G.modules()) + list(D.modules()) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == len(convs) - 1
+    # No pooling, no fully connected hidden layer: the one Linear is the logit (a full convolution).
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in D.modules())
+    assert [m for m in D.modules() if isinstance(m, nn.Linear)] == [layers[-1]] and layers[-1].out_features == 1
+    big = [m.weight for m in list(G.modules()) + list(D.modules()) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
            and m.weight.numel() > 100_000]
     for w in big:
         assert w.mean().item() == pytest.approx(0.0, abs=0.002)

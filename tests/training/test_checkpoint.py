@@ -9,7 +9,8 @@ import torch
 
 from gankit import Config, train
 from gankit.errors import GankitError
-from gankit.training.checkpoint import (atomic_write_bytes, latest_checkpoint, list_checkpoints,
+from gankit.rundir import atomic_write_bytes, list_checkpoints
+from gankit.training.checkpoint import (latest_checkpoint,
                                         load_checkpoint, rng_state, set_rng_state)
 
 SMALL = dict(data="ring8", steps=40, batch_size=32, hidden=32, depth=2, z_dim=4, log_every=5,

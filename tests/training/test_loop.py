@@ -6,7 +6,8 @@ import torch
 from gankit import objectives
 from gankit.data import make_source
 from gankit.models.mlp import MLPDiscriminator, MLPGenerator
-from gankit.training.loop import GANTrainer, run_loop, sample_noise
+from gankit.sampling import sample_noise
+from gankit.training.loop import GANTrainer, run_loop
 
 
 def _trainer(k, lr=1e-2, optimizer="sgd"):
@@ -179,7 +180,7 @@ def test_fused_sgd_is_bitwise_foreach_sgd():
     """make_optimizer fuses SGD everywhere on the premise that it changes no bit (momentum
     and learning rate changing between steps, as the paper's schedule does)."""
     from gankit.config import Config
-    from gankit.training.run import make_optimizer
+    from gankit.training.optim import make_optimizer
     torch.manual_seed(0)
     ps = [torch.randn(300, 200), torch.randn(200), torch.randn(7, 5)]
     a = [p.clone().requires_grad_() for p in ps]

@@ -63,23 +63,3 @@ def test_reduced_precision_resume_is_bitwise_identical(tmp_path, precision):
     assert a["scaler"] == b["scaler"] and bool(a["scaler"]) == (precision == "fp16")
 
 
-def test_auto_precision_choices(monkeypatch):
-    """``auto``: bf16 on GPUs that have it, else fp16 (fp32 for simultaneous updates, which
-    have no loss scaling); on CPUs with bf16 units, bf16 for convolutions and large MLPs only."""
-    from gankit.models import build_models
-    from gankit.training import run
-    dcgan = build_models(Config(model="dcgan", width=8), (1, 28, 28))[0]
-    paper = build_models(Config(model="mnist-paper"), (1, 28, 28))[0]
-    toy = build_models(Config(model="mlp"), (2,))[0]
-    cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    auto = Config()
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert run.resolve_precision(auto, cuda, dcgan) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert run.resolve_precision(auto, cuda, dcgan) == "fp16"
-    assert run.resolve_precision(auto.replace(update="simultaneous"), cuda, paper) == "fp32"
-    monkeypatch.setattr(run, "cpu_has_bf16", lambda: True)
-    assert [run.resolve_precision(auto, cpu, g) for g in (dcgan, paper, toy)] == ["bf16", "bf16", "fp32"]
-    monkeypatch.setattr(run, "cpu_has_bf16", lambda: False)
-    assert [run.resolve_precision(auto, cpu, g) for g in (dcgan, paper, toy)] == ["fp32", "fp32", "fp32"]
-    assert run.resolve_precision(Config(precision="fp16"), cpu, toy) == "fp16"   # an explicit choice stands

@@ -15,36 +15,14 @@ Data specs (``--data``):
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from ..errors import GankitError
-from .images import load_array, load_cifar10, load_folder, load_idx_dir
+from ..registries import DATA
+from .images import fit_image, load_array, load_cifar10, load_folder, load_idx_dir
 from .registry import NAMED, resolve
 from .synthetic import SYNTHETIC, GaussianMixture
-
-DATASETS = {**{name: spec.doc for name, spec in SYNTHETIC.items()},
-            **{name: spec.doc for name, spec in NAMED.items()}}
-PREFIXES = {"idx": "a folder of MNIST-style IDX files", "folder": "a folder of PNG/JPEG/BMP images",
-            "npz": "a .npy or .npz array of images", "cifar10": "a folder of CIFAR-10 python batches",
-            "fake": "random images of shape C,H,W"}
-
-
-def check_data_spec(spec: str) -> None:
-    """Syntax of a data spec (files are checked when the data is loaded)."""
-    if not isinstance(spec, str):
-        raise GankitError(f"data must be a string, got {spec!r}")
-    if spec in DATASETS:
-        return
-    prefix, sep, arg = spec.partition(":")
-    if sep and prefix in PREFIXES and arg:
-        if prefix == "fake":
-            parse_fake(spec)
-        return
-    raise GankitError(f"unknown data set {spec!r}; choose one of: {', '.join(sorted(DATASETS))}, "
-                      f"or {', '.join(p + ':…' for p in PREFIXES)}")
 
 
 def parse_fake(spec: str) -> tuple[int, int, int]:
@@ -168,11 +146,10 @@ def resize_images(images: np.ndarray, size: int, policy: str, channels: int, ori
                               "choose a resize policy (--resize resize or --resize center-crop)")
         from PIL import Image
 
-        from .images import _fit
         out = np.empty((images.shape[0], images.shape[1], size, size), dtype=np.uint8)
         for i, im in enumerate(images):
             pil = Image.fromarray(im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0))
-            a = np.asarray(_fit(pil, size, policy))
+            a = np.asarray(fit_image(pil, size, policy))
             out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         images = out
     return images
@@ -180,45 +157,67 @@ def resize_images(images: np.ndarray, size: int, policy: str, channels: int, ori
 
 def load_images(spec: str, split: str = "train", data_dir: str | None = None) -> tuple[np.ndarray, str]:
     """uint8 [N, C, H, W] images for an image data spec, and a description of their origin."""
-    if spec in NAMED:
-        return resolve(spec, split, data_dir)
-    prefix, _, arg = spec.partition(":")
-    arg = os.path.expanduser(arg)
-    if prefix == "idx":
-        return load_idx_dir(arg, split), arg
-    if prefix == "npz":
-        return load_array(arg), arg
-    if prefix == "cifar10":
-        return load_cifar10(arg, split), arg
-    raise GankitError(f"{spec!r} is not an image data set")
+    e = DATA.lookup(spec)
+    if e.meta.get("images") is None:
+        raise GankitError(f"{spec!r} is not an image data set")
+    return e.meta["images"](spec, split, data_dir)
 
 
 def make_source(cfg_or_name, device: torch.device):
-    """The training source for a config (or a bare data spec)."""
+    """The training source for a config (or a bare data spec), built by its registered builder."""
     if isinstance(cfg_or_name, str):
         from ..config import Config
         cfg = Config(data=cfg_or_name)
     else:
         cfg = cfg_or_name
-    spec = cfg.data
-    check_data_spec(spec)
-    if spec in SYNTHETIC:
-        return DistributionSource(get_distribution(spec), device)
-    if spec.startswith("fake:"):
-        c, h, w = parse_fake(spec)
-        c = cfg.channels or c
-        if cfg.image_size:
-            h = w = cfg.image_size
-        return FakeSource((c, h, w), device)
-    if spec.startswith("folder:"):
-        arg = os.path.expanduser(spec.partition(":")[2])
-        images = load_folder(arg, cfg.image_size, cfg.resize, cfg.channels)
-        origin = arg
-    else:
-        images, origin = load_images(spec, "train", cfg.data_dir or None)
-    images = resize_images(images, cfg.image_size, cfg.resize, cfg.channels, origin)
-    return ImageSource(images, device, origin)
+    DATA.check(cfg.data)
+    return DATA.lookup(cfg.data).obj(cfg, device)
 
 
-__all__ = ["DATASETS", "GaussianMixture", "DistributionSource", "ImageSource", "FakeSource",
-           "get_distribution", "make_source", "load_images", "check_data_spec"]
+# ---------------------------------------------------------------------- the registered data sets
+def _toy_source(cfg, device):
+    return DistributionSource(get_distribution(cfg.data), device)
+
+
+def _fake_source(cfg, device):
+    c, h, w = parse_fake(cfg.data)
+    c = cfg.channels or c
+    if cfg.image_size:
+        h = w = cfg.image_size
+    return FakeSource((c, h, w), device)
+
+
+def _file_source(cfg, device):
+    """Images from files (a named set, idx:, npz:, cifar10:), resized as configured."""
+    images, origin = load_images(cfg.data, "train", cfg.data_dir or None)
+    return ImageSource(resize_images(images, cfg.image_size, cfg.resize, cfg.channels, origin), device, origin)
+
+
+def _folder_source(cfg, device):
+    arg = os.path.expanduser(cfg.data.partition(":")[2])
+    images = load_folder(arg, cfg.image_size, cfg.resize, cfg.channels)
+    return ImageSource(resize_images(images, cfg.image_size, cfg.resize, cfg.channels, arg), device, arg)
+
+
+def _path(spec: str) -> str:
+    return os.path.expanduser(spec.partition(":")[2])
+
+
+for _name, _spec in SYNTHETIC.items():
+    DATA.register(_name, _toy_source, doc=_spec.doc, kind="toy")
+for _name, _spec in NAMED.items():
+    DATA.register(_name, _file_source, doc=_spec.doc, kind="images",
+                  images=lambda spec, split, data_dir: resolve(spec, split, data_dir))
+DATA.register("idx", _file_source, prefix=True, kind="images", doc="a folder of MNIST-style IDX files",
+              images=lambda spec, split, data_dir: (load_idx_dir(_path(spec), split), _path(spec)))
+DATA.register("folder", _folder_source, prefix=True, kind="images", doc="a folder of PNG/JPEG/BMP images")
+DATA.register("npz", _file_source, prefix=True, kind="images", doc="a .npy or .npz array of images",
+              images=lambda spec, split, data_dir: (load_array(_path(spec)), _path(spec)))
+DATA.register("cifar10", _file_source, prefix=True, kind="images", doc="a folder of CIFAR-10 python batches",
+              images=lambda spec, split, data_dir: (load_cifar10(_path(spec), split), _path(spec)))
+DATA.register("fake", _fake_source, prefix=True, kind="images", doc="random images of shape C,H,W (speed work)",
+              check=parse_fake)
+
+
+__all__ = ["GaussianMixture", "DistributionSource", "ImageSource", "FakeSource", "get_distribution",
+           "make_source", "load_images", "resize_images"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import RESIZE_POLICIES
 from ..errors import GankitError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-RESIZE_POLICIES = ("none", "resize", "center-crop")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -164,7 +164,7 @@ def load_array(path: str | Path) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- folders
-def _fit(img, size: int, policy: str):
+def fit_image(img, size: int, policy: str):
     from PIL import Image
 
     if policy == "resize":
@@ -208,7 +208,7 @@ def load_folder(directory: str | Path, size: int = 0, policy: str = "none", chan
                 im.load()
                 mode = "RGB" if im.mode not in ("L", "1", "I", "I;16", "F", "LA") else "L"
                 colour |= mode == "RGB"
-                images.append(_fit(im.convert(mode), size, policy))
+                images.append(fit_image(im.convert(mode), size, policy))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise GankitError(f"{f}: not a readable image ({str(exc).splitlines()[0] or type(exc).__name__}); "
                               "remove or replace it") from None

@@ -2,16 +2,16 @@
 
 The discriminator always returns one logit per example, shape [n]; ``D(x) = sigmoid`` of
 it. A generator may declare ``output_range`` (e.g. (-1, 1) for tanh): image data are
-scaled to it. Register a new family by adding a builder ``(config, data_shape) -> (G, D)``.
+scaled to it. A family is a builder ``(config, data_shape) -> (G, D)`` registered in
+:data:`gankit.registries.MODELS` (``docs/extending.md`` adds one).
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import nn
 
 from ..errors import GankitError
+from ..registries import MODELS
 from .dcgan import SIZES as DCGAN_SIZES
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -43,18 +43,14 @@ def _build_paper_mnist(cfg, shape):
     return PaperMNISTGenerator(cfg.z_dim, shape), PaperMNISTDiscriminator(shape)
 
 
-MODELS: dict[str, Callable] = {
-    "mlp": _build_mlp,
-    "dcgan": _build_dcgan,
-    "mnist-paper": _build_paper_mnist,
-}
+MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)")
+MODELS.register("dcgan", _build_dcgan, doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)")
+MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D")
 
 
 def build_models(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """Build G and D for ``cfg.model``, initialised from the current global torch RNG."""
-    if cfg.model not in MODELS:
-        raise GankitError(f"unknown model {cfg.model!r}; choose one of: {', '.join(sorted(MODELS))}")
-    return MODELS[cfg.model](cfg, tuple(data_shape))
+    return MODELS.get(cfg.model)(cfg, tuple(data_shape))
 
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator",

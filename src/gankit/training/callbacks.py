@@ -7,7 +7,6 @@ writes it, ``Progress`` shows it, ``Checkpointer`` saves after everything else.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from ..errors import DivergenceError
 from ..metrics import mode_stats
+from ..rundir import MetricsLog
 from .checkpoint import save_checkpoint
 from ..sampling import generate
 from .loop import Callback, GANTrainer, StepStats
@@ -139,17 +139,18 @@ def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: 
 
 
 class MetricsWriter(Callback):
-    """Appends each non-empty row to ``metrics.jsonl`` (one JSON object per line)."""
+    """Appends each non-empty row to ``metrics.jsonl`` (one JSON object per line) and keeps
+    the rows in memory (``rows``: those already in the file when the run (re)started, then
+    each new one) for the pictures drawn from them."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.rows: list[dict] = []
+    def __init__(self, log: MetricsLog, rows: list[dict] | None = None):
+        self.log = log
+        self.rows: list[dict] = list(rows or [])
 
     def on_step_end(self, trainer, step, stats, row) -> None:
         if row:
             clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(clean) + "\n")
+            self.log.append(clean)
             self.rows.append(clean)
 
 

@@ -5,9 +5,9 @@ source's position and every random-number state the run uses (the global torch, 
 numpy and Python states, and the run's own data and noise generators), so that N steps in
 one go and N/2 steps + resume + N/2 steps give bitwise-identical weights.
 
-Files are written to a temporary name in the same folder and renamed into place
-(``os.replace`` is atomic on POSIX), so a crash mid-write never leaves a half checkpoint
-under a checkpoint's name. They are read with ``torch.load(weights_only=True)``: no
+Files are written by ``rundir.atomic_write_bytes`` (a temporary name in the same folder,
+renamed into place), so a crash mid-write never leaves a half checkpoint under a
+checkpoint's name. They are read with ``torch.load(weights_only=True)``: no
 arbitrary code runs when a checkpoint is opened.
 """
 
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +23,11 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from ..rundir import atomic_write_bytes, checkpoint_dir, checkpoint_name, list_checkpoints
 
 FORMAT = "gankit-checkpoint"
 VERSION = 2
 MAGIC = b"GANKITCK"  # file = MAGIC + 64 hex chars of SHA-256(body) + body (torch.save bytes)
-CKPT_DIR = "checkpoints"
-_NAME = re.compile(r"^step_(\d{6,})\.pt$")
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:06d}.pt"
-
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     """Every random state: global torch (and CUDA), numpy, Python, and the named generators."""
@@ -74,24 +66,10 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name: str | None = None) -> Path:
     """Write ``payload`` as ``RUN/checkpoints/step_NNNNNN.pt`` and keep the newest ``keep``
     (or, with ``name``, as ``RUN/checkpoints/NAME``, outside the rotation)."""
-    ckpt_dir = Path(run_dir) / CKPT_DIR
+    ckpt_dir = checkpoint_dir(run_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
     buf = io.BytesIO()
@@ -104,15 +82,6 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name:
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoint files of a run, oldest first."""
-    ckpt_dir = Path(run_dir) / CKPT_DIR
-    if not ckpt_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

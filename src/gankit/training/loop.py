@@ -4,7 +4,7 @@ This module knows nothing of files, progress bars or pictures: :class:`GANTraine
 one outer iteration per :meth:`GANTrainer.step`, and :func:`run_loop` repeats it, handing
 each step to callbacks (``training/callbacks.py``) that log, evaluate and checkpoint.
 
-Per outer iteration (SPEC §3)::
+Per outer iteration (docs/theory.md, Algorithm 1)::
 
     repeat k times:
         z_1..z_m ~ p_z (fresh),  x_1..x_m ~ p_data (fresh minibatch)
@@ -27,15 +27,7 @@ import torch
 from torch import nn
 
 from .. import objectives
-
-
-def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
-    """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I) or ``"uniform"`` U(-1, 1)^z_dim."""
-    if prior == "normal":
-        return torch.randn(m, z_dim, generator=generator, device=generator.device)
-    if prior == "uniform":
-        return torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
-    raise ValueError(f"noise prior must be 'normal' or 'uniform', got {prior!r}")
+from ..sampling import sample_noise
 
 
 class DataSource(Protocol):
@@ -118,7 +110,7 @@ class GANTrainer:
     schedule: Callable[[int], dict] | None = None
     precision: str = "fp32"          # "fp32", "bf16" or "fp16": autocast for the forward passes
     channels_last: bool = False      # image batches in channels_last memory format (convolutions)
-    reuse_fake: bool = False         # k = 1: the G step reuses the D step's G(z) (SPEC §3 allows it)
+    reuse_fake: bool = False         # k = 1: the G step reuses the D step's G(z) (the same update)
     update: str = "alternating"      # or "simultaneous": one batch, both gradients from the same D (k = 1)
     dist: object = None              # training.distributed.Dist: this rank's slice of each global batch
     G_train: nn.Module | None = None  # G as updated (DDP-wrapped when distributed); G itself otherwise
@@ -195,7 +187,7 @@ class GANTrainer:
         """One update of G on fresh noise, D fixed (D's parameters get no gradient).
 
         With ``reuse_fake`` and k = 1 the samples G(z) of the D step are reused: G has not
-        changed since, so this is the same update on the same kind of draw (SPEC §3).
+        changed since, so this is the same update on the same kind of draw.
         """
         fake, self._fake = self._fake, None
         self.D.requires_grad_(False)

@@ -4,8 +4,11 @@ The reference is written the way the common PyTorch DCGAN example is written: fp
 Sigmoid on D and ``BCELoss``, data through a ``DataLoader`` whose dataset converts each
 image on access (as torchvision's datasets do: uint8 -> PIL -> tensor -> normalise), the
 D step's fake batch reused for the G step, ``.item()`` on the losses every step, and
-torch's own layers: ``nn.Conv2d`` / ``nn.ConvTranspose2d`` and ``nn.Dropout``, which
-gankit's models replace with faster forms of the same operation (models/layers.py).
+torch's own layers in the example's form: G's first and D's last layer as convolutions
+(gankit writes them as the matrix products they are), ``nn.Conv2d`` /
+``nn.ConvTranspose2d`` without gankit's CPU kernels (``gankit.ops``), and ``nn.Dropout``
+(gankit's paper model draws its masks faster). The reference lives in ``reference.py``,
+apart from the library.
 Both loops train the same architecture with the same batch, optimizer and update rule (the
 ``mnist-paper`` preset's simultaneous updates are written plainly in the reference too);
 they alternate in rounds (at least ``steps`` steps and about 3 s of the reference each),
@@ -33,41 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from .config import Config, load_preset
-from .errors import GankitError
+from .. import ops
+from .reference import ReferenceLoop, build_case_models
+from ..config import Config, load_preset
+from ..errors import GankitError
 
 CASES = ("dcgan64", "mnist-dcgan", "mnist-paper", "mlp2d")
-
-
-class PerItemImages(Dataset):
-    """uint8 images converted on access, one by one, as torchvision's datasets do."""
-
-    def __init__(self, images: np.ndarray, lo: float, hi: float):
-        self.images, self.lo, self.hi = images, lo, hi
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        a = self.images[i]
-        img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
-        t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
-        t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-        return t * (self.hi - self.lo) + self.lo, 0
-
-
-class Points(Dataset):
-    def __init__(self, x: torch.Tensor):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], 0
 
 
 @dataclass
@@ -78,7 +53,7 @@ class Case:
     epoch_images: int = 0       # > 0: report the time of one epoch of this many images
 
 
-def _case(name: str, n_fake: int = 2048) -> Case:
+def make_case(name: str, n_fake: int = 2048) -> Case:
     if name == "mlp2d":
         return Case(name, Config(data="ring8", lr_schedule="constant"), None)
     if name == "dcgan64":
@@ -86,128 +61,31 @@ def _case(name: str, n_fake: int = 2048) -> Case:
         rng = np.random.default_rng(0)
         return Case(name, cfg, rng.integers(0, 256, (n_fake, 3, 64, 64), dtype=np.uint8))
     cfg = Config.from_dict({**load_preset(name), "lr_schedule": "constant"})
-    from .data import load_images
+    from ..data import load_images
     images, _ = load_images("mnist", "train", cfg.data_dir or None)
     return Case(name, cfg, images, epoch_images=len(images))
-
-
-def _models(cfg: Config, shape):
-    from .models import build_models
-    torch.manual_seed(0)
-    return build_models(cfg, shape)
-
-
-def _optim(cfg: Config, params, lr):
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
-
-
-class ReferenceLoop:
-    """The plain loop (see the module docstring)."""
-
-    def __init__(self, case: Case, workers: int, device: torch.device | str = "cpu"):
-        cfg = case.cfg
-        self.device = torch.device(device)
-        shape = (2,) if case.images is None else case.images.shape[1:]
-        # torch's own layers: gankit's models replace some of them (models/layers.py)
-        from .models.layers import plain_torch_layers
-        self.G, D = (plain_torch_layers(m) for m in _models(cfg, shape))
-        self.D = nn.Sequential(D, nn.Sigmoid())
-        self.G.to(self.device)
-        self.D.to(self.device)
-        self.optG = _optim(cfg, self.G.parameters(), cfg.lr_g)
-        self.optD = _optim(cfg, self.D.parameters(), cfg.lr_d)
-        self.crit = nn.BCELoss()
-        self.cfg, self.workers = cfg, workers
-        if case.images is None:
-            from .data import get_distribution
-            ds = Points(get_distribution(cfg.data).sample(200_000, torch.Generator().manual_seed(0)))
-        else:
-            lo, hi = getattr(self.G, "output_range", (-1.0, 1.0))
-            ds = PerItemImages(case.images, lo, hi)
-        self.dataset = ds
-        self.it = None
-
-    def loader(self):
-        return DataLoader(self.dataset, batch_size=self.cfg.batch_size, shuffle=True, num_workers=self.workers,
-                          drop_last=True, persistent_workers=False)
-
-    def noise(self, b):
-        if self.cfg.noise == "uniform":
-            return torch.rand(b, self.cfg.z_dim, device=self.device) * 2 - 1
-        return torch.randn(b, self.cfg.z_dim, device=self.device)
-
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            try:
-                real, _ = next(self.it)
-            except (StopIteration, TypeError):
-                self.it = iter(self.loader())
-                real, _ = next(self.it)
-            real = real.to(self.device)
-            b = real.shape[0]
-            if self.cfg.update == "simultaneous":
-                self._simultaneous(real, b)
-                continue
-            self.D.zero_grad()
-            label = torch.full((b,), 1.0, device=self.device)
-            out = self.D(real).view(-1)
-            err_real = self.crit(out, label)
-            err_real.backward()
-            d_x = out.mean().item()
-            fake = self.G(self.noise(b))
-            label.fill_(0.0)
-            out = self.D(fake.detach()).view(-1)
-            err_fake = self.crit(out, label)
-            err_fake.backward()
-            d_g1 = out.mean().item()
-            self.optD.step()
-            self.G.zero_grad()
-            label.fill_(1.0)
-            out = self.D(fake).view(-1)
-            err_g = self.crit(out, label)
-            err_g.backward()
-            d_g2 = out.mean().item()
-            self.optG.step()
-            _ = (err_real.item() + err_fake.item(), err_g.item(), d_x, d_g1, d_g2)
-
-    def _simultaneous(self, real, b):
-        """The published code's update (``update: simultaneous``) written plainly: both
-        gradients from one forward pass on each batch, then both optimizers step."""
-        fake = self.G(self.noise(b))
-        out_real, out_fake = self.D(real).view(-1), self.D(fake).view(-1)
-        ones, zeros = torch.ones(b, device=self.device), torch.zeros(b, device=self.device)
-        err_d = self.crit(out_real, ones) + self.crit(out_fake, zeros)
-        err_g = self.crit(out_fake, ones)
-        self.D.zero_grad()
-        self.G.zero_grad()
-        g_params = list(self.G.parameters())
-        for p, g in zip(g_params, torch.autograd.grad(err_g, g_params, retain_graph=True)):
-            p.grad = g
-        err_d.backward(inputs=list(self.D.parameters()))
-        self.optD.step()
-        self.optG.step()
-        _ = (err_d.item(), err_g.item(), out_real.mean().item(), out_fake.mean().item())
 
 
 class GankitLoop:
     """gankit's trainer (training/run.py's assembly, without files), as a user gets it."""
 
     def __init__(self, case: Case, precision: str = "auto", device: torch.device | str = "cpu"):
-        from .data import DistributionSource, ImageSource, get_distribution
-        from .training.loop import GANTrainer
-        from .training.run import make_optimizer, resolve_precision
+        from ..data import DistributionSource, ImageSource, get_distribution
+        from ..training.loop import GANTrainer
+        from ..training.optim import make_optimizer
+        from ..training.runtime import resolve_precision
         cfg = case.cfg
         dev = self.device = torch.device(device)
         if case.images is None:
             src = DistributionSource(get_distribution(cfg.data), dev)
         else:
             src = ImageSource(case.images, dev)
-        G, D = _models(cfg, src.shape)
+        G, D = build_case_models(cfg, src.shape)
         if case.images is not None:
             src.value_range = getattr(G, "output_range", (-1.0, 1.0))
         self.precision = resolve_precision(cfg.replace(precision=precision), dev, G)
+        if ops.wanted(cfg.cpu_kernels, dev.type, self.precision):  # as training/run.py applies them
+            ops.apply(G), ops.apply(D)
         conv = any(isinstance(m, nn.Conv2d) for m in D.modules())
         fmt = torch.channels_last if conv else torch.contiguous_format
         G.to(dev, memory_format=fmt)
@@ -297,7 +175,7 @@ def bench_case(name: str, steps: int = 20, rounds: int = 5, workers: int = 0, pr
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    case = _case(name)
+    case = make_case(name)
     m = case.cfg.batch_size
     ref = ReferenceLoop(case, workers, dev)
     ours = GankitLoop(case, precision, dev)
@@ -365,7 +243,7 @@ def run_bench(cases=CASES, steps: int = 20, rounds: int = 5, workers=(0,), preci
     bad = [c for c in cases if c not in CASES]
     if bad:
         raise GankitError(f"unknown bench case {bad[0]!r}; choose from: {', '.join(CASES)}")
-    from .training.run import resolve_device
+    from ..training.runtime import resolve_device
     dev = resolve_device(device)
     results = []
     for name in cases:

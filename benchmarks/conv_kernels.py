@@ -1,5 +1,6 @@
 """Per-layer times of torch's (oneDNN's) convolution kernels against the replacements in
-``gankit/models/layers.py``, for every convolution of the dcgan64 and mnist-dcgan models,
+``gankit/ops/conv_s2k4.py`` and the product form of G's first and D's last layer
+(``gankit/models/dcgan.py``), for every convolution of the dcgan64 and mnist-dcgan models,
 batch 64, bf16, channels_last. Each kernel is timed alone (the median of 7 runs of at least
 0.2 s); ``used`` names what gankit's layers run for that shape.
 
@@ -20,8 +21,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_json  # noqa: E402
-
-from gankit.models import layers as L  # noqa: E402
+from gankit.models.dcgan import LogitHead, NoiseProjection  # noqa: E402
+from gankit.ops import conv_s2k4 as L  # noqa: E402
 
 BF16, CL = torch.bfloat16, torch.channels_last
 
@@ -52,31 +53,31 @@ def strided_rows(n, c_in, size, c_out):
                                                            [0, 0], 1, mask)
 
     def patch_dw():   # the same product for D's layer and for G's (input gy-shaped, output x-shaped)
-        return L._weight_grad_by_patches(gy, x)
+        return L.weight_grad_by_patches(gy, x)
 
-    fwd_patch = L._patch_forward(c_in, rows_)
+    fwd_patch = L.patch_forward(c_in, rows_)
     name = f"{c_in}->{c_out} @{size}"
     return [
         (f"D {name} forward", ms(lambda: F.conv2d(x, w, None, 2, 1)),
-         ms(lambda: L.im2col_s2k4(x) @ L._nhwc(w).t()), "replacement" if fwd_patch else "torch"),
+         ms(lambda: L.im2col_s2k4(x) @ L.nhwc(w).t()), "replacement" if fwd_patch else "torch"),
         (f"D {name} input gradient", ms(bwd([True, False, False])), ms(lambda: L.conv_transpose_s2k4(gy, w)),
          "replacement" if c_in <= L.SMALL_CHANNELS else "torch"),
         (f"D {name} weight gradient", ms(bwd([False, True, False])), ms(patch_dw),
-         "replacement" if L._patch_weight_grad(c_in, rows_) else "torch"),
+         "replacement" if L.patch_weight_grad(c_in, rows_) else "torch"),
         (f"G {c_out}->{c_in} @{size // 2} forward", ms(lambda: F.conv_transpose2d(gy, w, None, 2, 1)),
          ms(lambda: L.conv_transpose_s2k4(gy, w)), "replacement" if c_in <= L.SMALL_CHANNELS else "torch"),
         (f"G {c_out}->{c_in} @{size // 2} weight gradient", ms(bwd([False, True, False], True, x, gy)),
-         ms(patch_dw), "replacement" if L._patch_weight_grad(c_in, rows_) else "torch"),
+         ms(patch_dw), "replacement" if L.patch_weight_grad(c_in, rows_) else "torch"),
     ]
 
 
 def dense_rows(n, z_dim, c, k):
     """G's first layer (1×1 -> k×k) and D's last (k×k -> 1), forward + backward."""
-    up, up0 = L.PointConvTranspose2d(z_dim, c, k, 1, 0, bias=False), torch.nn.ConvTranspose2d(z_dim, c, k, 1, 0, bias=False)
-    down, down0 = L.FullConv2d(c, 1, k, 1, 0, bias=False), torch.nn.Conv2d(c, 1, k, 1, 0, bias=False)
+    up, up0 = NoiseProjection(z_dim, c, k), torch.nn.ConvTranspose2d(z_dim, c, k, 1, 0, bias=False)
+    down, down0 = LogitHead(c, k), torch.nn.Conv2d(c, 1, k, 1, 0, bias=False)
     for m in (up, up0, down, down0):
         m.to(memory_format=CL)
-    z = torch.randn(n, z_dim, 1, 1)
+    z = torch.randn(n, z_dim)
     h = t(n, c, k, k).requires_grad_()
 
     def step(m, x):
@@ -85,7 +86,8 @@ def dense_rows(n, z_dim, c, k):
                 y = m(x)
             y.float().sum().backward()
         return run
-    return [(f"G {z_dim}->{c}×{k}×{k} forward+backward", ms(step(up0, z)), ms(step(up, z)), "replacement"),
+    return [(f"G {z_dim}->{c}×{k}×{k} forward+backward", ms(step(up0, z[:, :, None, None])), ms(step(up, z)),
+             "replacement"),
             (f"D {c}×{k}×{k}->1 forward+backward", ms(step(down0, h)), ms(step(down, h)), "replacement")]
 
 
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="benchmarks/results/conv_kernels.json")
     a = p.parse_args(argv)
-    models = {"dcgan64": ([(64, 3, 64, 64), (64, 64, 32, 128), (64, 128, 16, 256), (64, 256, 8, 512)], (64, 100, 512, 4)),
+    models = {"dcgan64": ([(64, 3, 64, 64), (64, 64, 32, 128), (64, 128, 16, 256), (64, 256, 8, 512)],
+                          (64, 100, 512, 4)),
               "mnist-dcgan": ([(64, 1, 28, 64), (64, 64, 14, 128)], (64, 100, 128, 7))}
     out = []
     for model, (strided, dense) in models.items():

@@ -19,8 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from gankit.evaluate import Scorer
 from gankit.metrics.frechet import fid_from_features
 from gankit.runs import Run

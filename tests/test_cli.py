@@ -32,7 +32,7 @@ def test_run_directory_contents(run):
                  "plots/samples_step_000015.png", "plots/samples_step_000030.png",
                  "checkpoints/step_000030.pt"):
         assert (run / name).is_file(), name
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [10, 15, 20, 30]
     logged = [r for r in rows if "loss_d" in r]
     for r in logged:
@@ -51,6 +51,7 @@ def test_config_round_trip(run, tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text()) == cfg
     # Same config and seed: same weights.
     import torch
+
     from gankit.training.checkpoint import load_checkpoint
     a = load_checkpoint(run / "checkpoints/step_000030.pt")
     b = load_checkpoint(out / "checkpoints/step_000030.pt")

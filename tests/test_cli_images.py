@@ -61,7 +61,7 @@ def test_image_run_grids_sampling_and_walk(digits, tmp_path, capsys):
     assert np.asarray(Image.open(tmp_path / "g.png")).shape == (4 * 30 + 2, 4 * 30 + 2)
     assert main(["sample", str(out), "--interpolate", "--out", str(tmp_path / "walk.png")]) == 0
     assert np.asarray(Image.open(tmp_path / "walk.png")).shape == (8 * 30 + 2, 10 * 30 + 2)
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [4, 8, 12]
 
 

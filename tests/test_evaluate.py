@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from gankit.cli import main
+from gankit.errors import GankitError
 from gankit.evaluate import evaluate_run
 from gankit.registries import parse_metric_list as parse_metrics
-from gankit.errors import GankitError
 
 
 @pytest.fixture(scope="module")

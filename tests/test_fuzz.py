@@ -1,12 +1,9 @@
 """Fuzzing the configuration parser and the data loaders with hypothesis: whatever the
 input, the outcome is a valid result or a GankitError, never another exception."""
 
-import io
 import string
 
 import numpy as np
-import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
-    from .training.run import check_resume_changes, train
     from .runs import Run
+    from .training.run import check_resume_changes, train
 
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
     from_file = {}
@@ -267,7 +267,8 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train, "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
+COMMANDS = {"bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train,
+            "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import GankitError
-from .registries import DATA, LOSSES, METRICS, MODELS, Registry, shorten, metric_outputs, parse_metric_list
+from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_metric_list, shorten
 
 NOISES = ("normal", "uniform")
 UPDATES = ("alternating", "simultaneous")

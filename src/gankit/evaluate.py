@@ -34,6 +34,7 @@ from .registries import METRICS, metric_outputs, parse_metric_list
 from .rundir import EVAL, write_json
 from .sampling import generate
 
+
 def lower_is_better(name: str) -> bool:
     """Whether a logged metric improves downwards (fid) or upwards (modes)."""
     return metric_outputs().get(name, True)

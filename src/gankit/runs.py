@@ -3,7 +3,6 @@ reach into the training loop."""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from .config import Config
 from .errors import GankitError
 from .models import build_models
-from .rundir import list_checkpoints, open_run_dir, read_config, read_rows, METRICS
+from .rundir import METRICS, list_checkpoints, open_run_dir, read_config, read_rows
 from .sampling import generate, interpolation_noise
 from .training.checkpoint import load_latest_good
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 
 
-
 def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
     """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I) or ``"uniform"`` U(-1, 1)^z_dim."""
     if prior == "normal":

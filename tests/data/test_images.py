@@ -10,8 +10,7 @@ from PIL import Image
 
 from gankit.config import Config
 from gankit.data import ImageSource, make_source
-from gankit.data.images import (load_array, load_cifar10, load_folder, load_idx_dir, read_idx,
-                                safe_unpickle, write_idx)
+from gankit.data.images import load_array, load_cifar10, load_folder, load_idx_dir, read_idx, safe_unpickle, write_idx
 from gankit.errors import GankitError
 
 

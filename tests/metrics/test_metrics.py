@@ -8,8 +8,15 @@ import scipy.linalg
 from scipy.special import logsumexp
 
 from gankit.errors import GankitError
-from gankit.metrics import (feature_statistics, fid_from_features, frechet_distance, kid, parzen_log_likelihoods,
-                            parzen_score, precision_recall)
+from gankit.metrics import (
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    kid,
+    parzen_log_likelihoods,
+    parzen_score,
+    precision_recall,
+)
 from gankit.metrics.kid import mmd2_unbiased
 
 

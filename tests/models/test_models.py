@@ -1,4 +1,3 @@
-import math
 
 import pytest
 import torch
@@ -33,8 +32,8 @@ def test_dcgan_structure_and_init():
     # No pooling, no fully connected hidden layer: the one Linear is the logit (a full convolution).
     assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in D.modules())
     assert [m for m in D.modules() if isinstance(m, nn.Linear)] == [layers[-1]] and layers[-1].out_features == 1
-    big = [m.weight for m in list(G.modules()) + list(D.modules()) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
-           and m.weight.numel() > 100_000]
+    big = [m.weight for m in list(G.modules()) + list(D.modules())
+           if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and m.weight.numel() > 100_000]
     for w in big:
         assert w.mean().item() == pytest.approx(0.0, abs=0.002)
         assert w.std().item() == pytest.approx(0.02, rel=0.02)

@@ -8,8 +8,7 @@ from scipy import integrate
 from scipy.stats import multivariate_normal, norm
 
 from gankit.data import get_distribution
-from gankit.theory import (LOG4, AffineGaussian, jsd, optimal_discriminator, value_by_quadrature,
-                           virtual_criterion)
+from gankit.theory import LOG4, AffineGaussian, jsd, optimal_discriminator, value_by_quadrature, virtual_criterion
 
 
 def _jsd_scipy_1d(p, q, lo, hi):

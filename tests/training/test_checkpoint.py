@@ -10,8 +10,7 @@ import torch
 from gankit import Config, train
 from gankit.errors import GankitError
 from gankit.rundir import atomic_write_bytes, list_checkpoints
-from gankit.training.checkpoint import (latest_checkpoint,
-                                        load_checkpoint, rng_state, set_rng_state)
+from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 
 SMALL = dict(data="ring8", steps=40, batch_size=32, hidden=32, depth=2, z_dim=4, log_every=5,
              eval_every=0, checkpoint_every=10, eval_samples=200, lr_schedule="constant")
@@ -43,10 +42,10 @@ def test_resume_is_bitwise_identical(tmp_path, extra):
     assert full["step"] == split["step"] == 40
     _assert_same_state(full, split)
     # The resumed run's log continues where the first half stopped, with no duplicate steps.
-    steps = [json.loads(l)["step"] for l in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 40 and 20 in steps
-    full_rows = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    split_rows = [json.loads(l) for l in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    full_rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    split_rows = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss_d"] for r in full_rows] == [r["loss_d"] for r in split_rows]
 
 
@@ -113,7 +112,6 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
 def test_sigint_checkpoints_and_resume_is_exact(tmp_path):
     """SIGINT mid-run: the step finishes, a checkpoint is written, exit 130; resuming gives the
     weights of the uninterrupted run, bit for bit (linear learning-rate decay included)."""
-    import os
     import signal
     import subprocess
     import sys

@@ -5,9 +5,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
-import torch
-
 from gankit.cli import main
 from gankit.training.checkpoint import load_checkpoint
 

@@ -84,7 +84,6 @@ def test_update_order_matches_algorithm_1(k):
 def test_discriminator_step_ascends_the_value_function():
     """D's gradient after its step is exactly -grad Ṽ on the batches it drew."""
     t = _trainer(1, lr=0.0)  # lr 0: parameters stay put, so the gradient can be recomputed
-    rec = Recorder.__new__(Recorder)
     xs, zs = [], []
     nxt, nb = t.data.next, t.noise_batch
     t.data.next = lambda m, g: xs.append(nxt(m, g)) or xs[-1]
@@ -172,7 +171,8 @@ def test_simultaneous_update_takes_both_gradients_from_the_same_state():
     want_g = G0 - 0.05 * torch.cat([g.flatten() for g in gg])
     torch.testing.assert_close(_flat(t.D), want_d, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(_flat(t.G), want_g, rtol=1e-6, atol=1e-7)
-    assert s["loss_g"] == pytest.approx(float(objectives.generator_loss(fake_logits, "nonsaturating").detach()), rel=1e-6)
+    want = float(objectives.generator_loss(fake_logits, "nonsaturating").detach())
+    assert s["loss_g"] == pytest.approx(want, rel=1e-6)
     assert t.step_count == 1
 
 

@@ -23,7 +23,7 @@ def test_thread_count_yields_to_busy_cores(monkeypatch):
         for busy_jiffies, own, want in ((0, 0, 2), (4, 0, 2), (10, 0, 1), (20, 0, 1), (20, 20, 2), (20, 10, 1),
                                         (14, 10, 2), (10, 12, 2)):
             samples = iter([(1000, 5000, 300), (1000 + busy_jiffies, 5020, 300 + own)])
-            monkeypatch.setattr(run_mod, "cpu_times", lambda: next(samples))
+            monkeypatch.setattr(run_mod, "cpu_times", lambda samples=samples: next(samples))
             threads, note = run_mod.choose_threads()
             assert threads == want, (busy_jiffies, own, threads)
             assert (note is None) == (want == 2)

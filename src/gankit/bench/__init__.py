@@ -38,9 +38,9 @@ import torch
 from torch import nn
 
 from .. import ops
-from .reference import ReferenceLoop, build_case_models
 from ..config import Config, load_preset
 from ..errors import GankitError
+from .reference import ReferenceLoop, build_case_models
 
 CASES = ("dcgan64", "mnist-dcgan", "mnist-paper", "mlp2d")
 
@@ -119,7 +119,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best_gflops(fn, flops: float, reps: int, device: torch.device = torch.device("cpu"), inner: int = 1) -> float:
+def _best_gflops(fn, flops: float, reps: int, device: torch.device | None = None, inner: int = 1) -> float:
+    device = device or torch.device("cpu")
     fn()  # first call: allocation, kernel selection
     best = float("inf")
     for _ in range(reps):
@@ -147,10 +148,10 @@ def matmul_ceiling(dtype: torch.dtype, reps: int = 5, device: torch.device | str
     parts = {}
     for n in sizes:
         a, b = torch.randn(n, n, dtype=dtype, device=dev), torch.randn(n, n, dtype=dtype, device=dev)
-        parts[f"matmul_{n}"] = _best_gflops(lambda: a @ b, 2 * n ** 3, reps, dev, inner)
+        parts[f"matmul_{n}"] = _best_gflops(lambda a=a, b=b: a @ b, 2 * n ** 3, reps, dev, inner)
         x = torch.randn(1, n, n // 32, 32, dtype=dtype, device=dev).contiguous(memory_format=cl)
         w = torch.randn(n, n, 1, 1, dtype=dtype, device=dev).contiguous(memory_format=cl)
-        parts[f"conv1x1_{n}"] = _best_gflops(lambda: F.conv2d(x, w), 2 * n ** 3, reps, dev, inner)
+        parts[f"conv1x1_{n}"] = _best_gflops(lambda x=x, w=w: F.conv2d(x, w), 2 * n ** 3, reps, dev, inner)
     x = torch.randn(64, 256, 16, 16, dtype=dtype, device=dev).contiguous(memory_format=cl)
     w = torch.randn(256, 256, 3, 3, dtype=dtype, device=dev).contiguous(memory_format=cl)
     parts["conv3x3_256"] = _best_gflops(lambda: F.conv2d(x, w, padding=1), 2 * 64 * 256 * 256 * 9 * 16 * 16,
@@ -158,7 +159,8 @@ def matmul_ceiling(dtype: torch.dtype, reps: int = 5, device: torch.device | str
     return {"gflops": max(parts.values()), "parts": parts}
 
 
-def _time(fn, steps: int, device: torch.device = torch.device("cpu")) -> float:
+def _time(fn, steps: int, device: torch.device | None = None) -> float:
+    device = device or torch.device("cpu")
     _sync(device)
     t = time.perf_counter()
     fn(steps)

@@ -15,6 +15,7 @@ Data specs (``--data``):
 from __future__ import annotations
 
 import os
+
 import numpy as np
 import torch
 

@@ -183,7 +183,8 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     return ClassifierExtractor(model, dataset, acc)
 
 
-def get_extractor(name: str, dataset: str = "", data_dir: str | None = None, precision: str = "fp32") -> FeatureExtractor:
+def get_extractor(name: str, dataset: str = "", data_dir: str | None = None,
+                  precision: str = "fp32") -> FeatureExtractor:
     """``precision`` (fp32 or bf16) applies to the inception extractor; the others run in fp32."""
     if precision not in ("fp32", "bf16"):
         raise GankitError(f"feature precision must be fp32 or bf16, got {precision!r}")
@@ -208,7 +209,8 @@ def reference_features(extractor: FeatureExtractor, dataset: str, split: str = "
     images = images[:n]
     key = hashlib.sha256(f"{dataset}|{split}|{n}|{extractor.tag}|{getattr(extractor, 'accuracy', '')}|"
                          f"{images.shape}".encode()).hexdigest()[:16]
-    path = cache_dir(data_dir) / f"ref-{dataset.replace(':', '_').replace('/', '_')[-60:]}-{split}-{extractor.tag}-{key}.npy"
+    stem = dataset.replace(':', '_').replace('/', '_')[-60:]
+    path = cache_dir(data_dir) / f"ref-{stem}-{split}-{extractor.tag}-{key}.npy"
     if path.is_file():
         return np.load(path).astype(np.float64)
     feats = extractor(torch.from_numpy(images).float() / 255)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 
-def _nhwc(t: torch.Tensor) -> torch.Tensor:
+def nhwc(t: torch.Tensor) -> torch.Tensor:
     """A 4-D tensor's values in (n, h, w, c) order as [n, h*w*c]: no copy for channels_last."""
     return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
 
@@ -56,7 +56,7 @@ def conv_transpose_s2k4(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     n, c_in, h, w = x.shape
     c_out = weight.shape[1]
     # [n*h*w, c_in] @ [c_in, (kh, kw, c_out)]: every (input pixel, tap) contribution.
-    cols = _nhwc(x).reshape(n * h * w, c_in) @ _nhwc(weight).reshape(c_in, 16 * c_out)
+    cols = nhwc(x).reshape(n * h * w, c_in) @ nhwc(weight).reshape(c_in, 16 * c_out)
     dtype = cols.dtype
     # Tap kh = 2a + r lands on padded output row 2(i + a) + r (kw = 2b + s likewise).
     cols = cols.to(torch.promote_types(dtype, torch.float32)).view(n, h, w, 2, 2, 2, 2, c_out)
@@ -103,18 +103,18 @@ def _conv_s2k4(x, w):
         # autograd allows in-place operations on the output).
         y = torch.empty((n, w.shape[0], hh // 2, ww // 2), dtype=x.dtype, device=x.device,
                         memory_format=torch.channels_last)
-        torch.mm(im2col_s2k4(x), _nhwc(w).t(), out=y.permute(0, 2, 3, 1).view(-1, w.shape[0]))
+        torch.mm(im2col_s2k4(x), nhwc(w).t(), out=y.permute(0, 2, 3, 1).view(-1, w.shape[0]))
         return y
     return nn.functional.conv2d(x, w, None, 2, 1)
 
 
-def _weight_grad_by_patches(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+def weight_grad_by_patches(small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
     """The 4×4 weight gradient linking ``small`` [n, a, h, w] and ``big`` [n, b, 2h, 2w] as
     one product, [a, b, 4, 4]: dW[a, (kh, kw, b)] = sum over the h×w pixels of
     small[., a] * (big's patch at that pixel)[(kh, kw, b)]. For D's convolution small is
     dL/dy and big the input; for G's transposed one, small is the input and big dL/dy."""
     a, b = small.shape[1], big.shape[1]
-    return (_nhwc(small).reshape(-1, a).t() @ im2col_s2k4(big)).view(a, 4, 4, b).permute(0, 3, 1, 2)
+    return (nhwc(small).reshape(-1, a).t() @ im2col_s2k4(big)).view(a, 4, 4, b).permute(0, 3, 1, 2)
 
 
 def _onednn_backward(gy, x, w, transposed: bool, mask):
@@ -154,7 +154,7 @@ class ConvS2K4(torch.autograd.Function):
         if fast_x:   # dL/dx = conv_transpose(dL/dy, w)
             gx = conv_transpose_s2k4(gy, w)
         if fast_w:
-            gw = _weight_grad_by_patches(gy, x)
+            gw = weight_grad_by_patches(gy, x)
         return gx, gw
 
 
@@ -180,7 +180,7 @@ class ConvTransposeS2K4(torch.autograd.Function):
         if need_x:   # dL/dx = conv(dL/dy, w), the fast direction
             gx = _conv_s2k4(gy, w)
         if fast_w:
-            gw = _weight_grad_by_patches(x, gy)
+            gw = weight_grad_by_patches(x, gy)
         elif need_w:
             gw = _onednn_backward(gy, x, w, True, [False, True, False])[1]
         return gx, gw

@@ -149,7 +149,7 @@ def exp_figure1(out: Path, seed: int = 0, steps: int = 4000, lr: float = 5e-3) -
     region = _region(s.p_data, p_g)
     d = _d_of(s.D)(region)
     final_jsd = _jsd(s)
-    from ..viz.theory import plot_figure1, plot_curves
+    from ..viz.theory import plot_curves, plot_figure1
     plot_figure1(out / "figure1.png", s.p_data, snaps, BOUNDS)
     plot_curves(out / "figure1_jsd.png", {"JSD(p_data ‖ p_g)": curve}, "generator step", "JSD (nats)", log=True)
     return {

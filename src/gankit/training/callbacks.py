@@ -18,8 +18,8 @@ import torch
 from ..errors import DivergenceError
 from ..metrics import mode_stats
 from ..rundir import MetricsLog
-from .checkpoint import save_checkpoint
 from ..sampling import generate
+from .checkpoint import save_checkpoint
 from .loop import Callback, GANTrainer, StepStats
 
 
@@ -60,7 +60,8 @@ class Stats(Callback):
             last = ", ".join(f"{k}={v:.4g}" for k, v in self.last_finite.items()) or "none logged yet"
             nets = sorted({"D" if k in ("loss_d", "value", "d_real", "d_fake", "grad_norm_d") else "G" for k in bad})
             raise DivergenceError(f"training diverged at step {step}: {', '.join(bad)} not finite "
-                                  f"(network {' and '.join(nets)}); last finite values at step {self.last_step}: {last}")
+                                  f"(network {' and '.join(nets)}); last finite values at step "
+                                  f"{self.last_step}: {last}")
         self.last_finite, self.last_step = values, step
         now = time.perf_counter()
         rate = (step - self.step_last) * self.batch_size / max(now - self.t_last, 1e-9)

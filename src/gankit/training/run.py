@@ -30,10 +30,27 @@ from ..errors import DivergenceError, GankitError
 from ..evaluate import Scorer, check_metrics, lower_is_better
 from ..models import build_models
 from ..registries import METRICS, parse_metric_list
-from ..rundir import (MetricsLog, best_checkpoint, check_new_run_dir, check_output_location, create_run_dir,
-                      next_run_dir, write_config, write_runtime)
-from .callbacks import (Checkpointer, ImageSampler, LowDimEvaluator, MetricsEvaluator, MetricsWriter, Progress,
-                        Stats, TensorBoardLogger, WeightGuard)
+from ..rundir import (
+    MetricsLog,
+    best_checkpoint,
+    check_new_run_dir,
+    check_output_location,
+    create_run_dir,
+    next_run_dir,
+    write_config,
+    write_runtime,
+)
+from .callbacks import (
+    Checkpointer,
+    ImageSampler,
+    LowDimEvaluator,
+    MetricsEvaluator,
+    MetricsWriter,
+    Progress,
+    Stats,
+    TensorBoardLogger,
+    WeightGuard,
+)
 from .checkpoint import load_checkpoint, load_latest_good
 from .distributed import Dist, init_from_env, shutdown, wrap
 from .loop import GANTrainer, run_loop

@@ -22,7 +22,8 @@ PICTURES = (("samples.png", "Samples"), ("discriminator.png", "Discriminator"), 
 def _img(path: Path, alt: str, ident: str = "") -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     idattr = f' id="{ident}"' if ident else ""
-    return f'<figure><img{idattr} alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (f'<figure><img{idattr} alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
 
 
 def _table(d: dict) -> str:
@@ -84,7 +85,8 @@ img {{ max-width: 560px; image-rendering: pixelated; }}
 {''.join(parts)}
 <script>
 window.addEventListener("load", function () {{
-  var bad = Array.prototype.filter.call(document.images, function (i) {{ return !(i.complete && i.naturalWidth > 0); }});
+  var bad = Array.prototype.filter.call(document.images,
+                                        function (i) {{ return !(i.complete && i.naturalWidth > 0); }});
   document.title = bad.length ? "report broken: " + bad.length + " pictures" : "report ok";
 }});
 </script>

@@ -23,7 +23,8 @@ def plot_optimal_d(path: Path, p_data, p_g, d_of, bounds, region) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(xs, _dens(p_data, xs), "k", label="p_data")
     ax.plot(xs, _dens(p_g, xs), "g", label="p_g")
-    ax.plot(xs, optimal_discriminator(p_data, p_g, xs), "--", color="tab:purple", lw=2, label="D* = p_data/(p_data+p_g)")
+    ax.plot(xs, optimal_discriminator(p_data, p_g, xs), "--", color="tab:purple", lw=2,
+            label="D* = p_data/(p_data+p_g)")
     ax.plot(xs, d_of(xs[:, None]), color="tab:blue", label="trained D")
     ax.axvspan(region.min(), region.max(), color="grey", alpha=0.1, label="data region")
     ax.set_xlim(-3, 6)

@@ -1,4 +1,4 @@
-"""Mode coverage on the PacGAN mixtures, with gankit's defaults (SPEC §6).
+"""Mode coverage on the PacGAN mixtures, with gankit's defaults (docs/metrics.md).
 
 Trains ``gankit train`` with its default configuration on each data set and seed, scores
 2,500 samples of the final generator (modes captured, high-quality share, reverse KL) and

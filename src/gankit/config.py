@@ -76,7 +76,7 @@ class Config:
 
     # ---------------------------------------------------------------- data
     data: str = option("ring8", "data", "a toy density, a named image set, or PREFIX:PATH",
-                       metavar="SPEC")
+                       metavar="DATA")
     data_dir: str = option("", "data", "cache folder for named data sets (\"\" = $GANKIT_DATA or "
                                        "~/.cache/gankit/data)", metavar="DIR")
     image_size: int = option(0, "data", "images: target size in pixels (0 = the data's own size)", rule=NATURAL)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .data import is_mode_benchmark
 from .errors import GankitError
 from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall, reverse_kl_uniform
 from .registries import METRICS, metric_outputs, parse_metric_list
@@ -55,15 +56,9 @@ def check_metrics(cfg: Config, data_shape, metrics) -> None:
         applies = METRICS.entry(m).meta.get("applies", "any")
         if applies == "images" and not image:
             raise GankitError(f"{m} is an image metric; use modes, fid, kid or pr for low-dimensional data")
-        if applies == "mixtures" and (image or not _mode_benchmark(cfg.data)):
+        if applies == "mixtures" and (image or not is_mode_benchmark(cfg.data)):
             raise GankitError(f"the {m} metric applies to the toy mixtures (ring8, grid25, mixture1d), "
                               f"not to {cfg.data}")
-
-
-def _mode_benchmark(data: str) -> bool:
-    from .data import get_distribution
-    from .data.synthetic import SYNTHETIC
-    return data in SYNTHETIC and get_distribution(data).mode_benchmark
 
 
 class Scorer:
@@ -222,7 +217,7 @@ def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | 
     cfg = run.config
     image = len(G.out_shape) == 3
     if metrics is None:
-        metrics = ["modes", "fid"] if not image and _mode_benchmark(cfg.data) else ["fid", "kid", "pr"]
+        metrics = ["modes", "fid"] if not image and is_mode_benchmark(cfg.data) else ["fid", "kid", "pr"]
     metrics = parse_metric_list(metrics)
     n = n or (10_000 if image else cfg.eval_samples)
     if n < 2:

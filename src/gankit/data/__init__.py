@@ -125,12 +125,30 @@ class FakeSource(_FreshDraws):
         return (x * (hi - lo) + lo).to(self.device)
 
 
+def toy_names() -> list[str]:
+    """The registered low-dimensional data sets with a closed-form density."""
+    return [n for n in DATA.names() if DATA.entry(n).meta.get("distribution")]
+
+
 def get_distribution(name: str) -> GaussianMixture:
-    """The closed-form distribution behind a named low-dimensional data set."""
-    if name not in SYNTHETIC:
+    """The closed-form distribution behind a registered low-dimensional data set."""
+    factory = DATA.entry(name).meta.get("distribution") if name in DATA else None
+    if factory is None:
         raise GankitError(f"{name!r} is not a low-dimensional data set with a known density; "
-                          f"choose one of: {', '.join(sorted(SYNTHETIC))}")
-    return SYNTHETIC[name].build()
+                          f"choose one of: {', '.join(sorted(toy_names()))}")
+    return factory()
+
+
+def is_mode_benchmark(name: str) -> bool:
+    """Whether the mode-coverage metrics apply to a data set (a well-separated mixture)."""
+    return name in toy_names() and get_distribution(name).mode_benchmark
+
+
+def register_toy(name: str, distribution, doc: str = "") -> None:
+    """Register a low-dimensional data set given by a factory of its distribution (an
+    object with ``sample``, ``log_prob``, ``shape``, ``bounds``, ``means``, ``stds``,
+    ``mode_benchmark`` and ``name``, as :class:`GaussianMixture` has)."""
+    DATA.register(name, _toy_source, doc=doc, kind="toy", distribution=distribution)
 
 
 def resize_images(images: np.ndarray, size: int, policy: str, channels: int, origin: str) -> np.ndarray:
@@ -205,7 +223,7 @@ def _path(spec: str) -> str:
 
 
 for _name, _spec in SYNTHETIC.items():
-    DATA.register(_name, _toy_source, doc=_spec.doc, kind="toy")
+    register_toy(_name, _spec.build, _spec.doc)
 for _name, _spec in NAMED.items():
     DATA.register(_name, _file_source, doc=_spec.doc, kind="images",
                   images=lambda spec, split, data_dir: resolve(spec, split, data_dir))
@@ -221,4 +239,5 @@ DATA.register("fake", _fake_source, prefix=True, kind="images", doc="random imag
 
 
 __all__ = ["GaussianMixture", "DistributionSource", "ImageSource", "FakeSource", "get_distribution",
+           "register_toy", "is_mode_benchmark", "toy_names",
            "make_source", "load_images", "resize_images"]

@@ -2,7 +2,7 @@
 
 Every built-in toy data set is a finite mixture of isotropic Gaussians, so sampling is exact
 and the density is known in closed form (which the theory module and the pictures rely on).
-The shapes of SPEC §6 are reproduced exactly: ``ring8`` (8 modes on the unit circle, std
+The shapes of PacGAN's benchmarks (docs/metrics.md) are reproduced exactly: ``ring8`` (8 modes on the unit circle, std
 0.01) and ``grid25`` (25 modes on {-4,-2,0,2,4}², std 0.05). ``spiral`` and ``moons`` are
 mixtures of many narrow components laid along a curve, which keeps ``log_prob`` exact.
 """
@@ -24,7 +24,7 @@ class GaussianMixture:
         stds: [K] (or scalar) isotropic standard deviations.
         weights: [K] mixture weights (normalised here); equal weights when omitted.
         name: the data set name.
-        mode_benchmark: whether the mode-coverage metrics (SPEC §6) apply: the components are
+        mode_benchmark: whether the mode-coverage metrics (docs/metrics.md) apply: the components are
             well separated, so "nearest mean" identifies the mode a sample belongs to.
     """
 

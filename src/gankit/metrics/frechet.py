@@ -1,5 +1,5 @@
 """Fréchet distance between Gaussians fitted to features (FID when the features are
-Inception-v3 pool features), in float64 (SPEC §6)."""
+Inception-v3 pool features), in float64 (docs/metrics.md)."""
 
 from __future__ import annotations
 

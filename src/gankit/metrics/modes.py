@@ -1,4 +1,4 @@
-"""Mode coverage of a Gaussian mixture (the protocol of PacGAN, Lin et al. 2018; SPEC §6).
+"""Mode coverage of a Gaussian mixture (the protocol of PacGAN, Lin et al. 2018; docs/metrics.md).
 
 A generated sample is *high quality* when it lies within ``3 std`` (Euclidean distance) of
 its nearest mixture mean; a mode is *captured* when at least one high-quality sample is

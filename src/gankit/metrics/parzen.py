@@ -1,4 +1,4 @@
-"""Parzen-window log-likelihood (the protocol of the GAN paper's Table 1; SPEC §6).
+"""Parzen-window log-likelihood (the protocol of the GAN paper's Table 1; docs/metrics.md).
 
 A Gaussian kernel of width σ on each generated sample gives a density; σ is chosen on a grid
 by the mean log-likelihood of validation data, and the score is the mean log-likelihood of

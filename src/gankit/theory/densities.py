@@ -1,4 +1,4 @@
-"""Closed-form pieces of the paper's theory (SPEC §4) for 1-D and 2-D densities.
+"""Closed-form pieces of the paper's theory (docs/theory.md) for 1-D and 2-D densities.
 
 Densities are given as log-density callables ``log_p(x) -> [n]`` on points ``x`` of shape
 [n, d]; :class:`~gankit.data.synthetic.GaussianMixture` and :class:`AffineGaussian` provide

@@ -1,4 +1,4 @@
-"""The paper's claims, run: ``gankit theory`` (SPEC §4).
+"""The paper's claims, run: ``gankit theory`` (docs/theory.md).
 
 All experiments use 1-D data ``p_data = N(2, 0.5²)`` (the ``gaussian1d`` data set) and an
 affine generator ``G(z) = a z + b`` with ``z ~ N(0, 1)``, so that ``p_g = N(b, a²)`` is known

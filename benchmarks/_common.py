@@ -28,7 +28,7 @@ def train_and_score(cfg, run_dir: str | Path) -> dict:
     import time
 
     from gankit import train
-    from gankit.evaluate import evaluate_run
+    from gankit.runs import evaluate_run
     t0 = time.perf_counter()
     train(cfg, out=run_dir, progress=False)
     secs = time.perf_counter() - t0

@@ -7,8 +7,8 @@ import pytest
 
 from gankit.cli import main
 from gankit.errors import GankitError
-from gankit.evaluate import evaluate_run
 from gankit.registries import parse_metric_list as parse_metrics
+from gankit.runs import evaluate_run
 
 
 @pytest.fixture(scope="module")

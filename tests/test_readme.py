@@ -12,8 +12,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "readme_example"}
     exec(compile(blocks[0], str(README), "exec"), namespace)
-    assert namespace["result"].step == 1000 and namespace["step"] == 1000
-    assert 0 <= namespace["scores"]["modes"] <= 8
+    assert namespace["run"].step == 1000 and tuple(namespace["x"].shape) == (2500, 2)
+    assert 0 <= namespace["scores"]["modes"] <= 8 and namespace["again"].config.steps == 1000
 
 
 def test_readme_is_short_and_cites_only_what_the_repository_holds():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from dataclasses import fields
@@ -31,7 +32,7 @@ def _config_help(f) -> str:
     default = f.default
     help_text = f.metadata.get("help", "")
     if f.name == "data":
-        help_text += f"; one of {', '.join(DATA.names())}, or {', '.join(p + ':…' for p in DATA.prefixes())}"
+        help_text += f"; one of {', '.join(DATA.listed())}, or {', '.join(p + ':…' for p in DATA.prefixes())}"
     elif f.name == "metrics":
         help_text += f": {', '.join(METRICS.names())}"
     elif f.name == "best_metric":
@@ -53,10 +54,15 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=_config_help(f))
             continue
-        allowed = allowed_values(f)
+        allowed = allowed_values(f, listed=True)
         metavar = f.metadata.get("metavar") or ("{" + ",".join(map(str, allowed)) + "}" if allowed
                                                  else typ.__name__.upper())
         group.add_argument(flag, dest=f.name, type=typ, default=None, metavar=metavar, help=_config_help(f))
+
+
+def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
+                   help="which checkpoint: the newest intact one (default), best.pt, or a file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="FILE",
                    help=".npy (N × data shape; images as floats in [0, 1]) or .png (a grid, or a scatter for 1-D/2-D)")
     s.add_argument("--interpolate", action="store_true", help="a latent-space walk between random points (images)")
+    _add_checkpoint_flag(s)
 
     th = sub.add_parser("theory", help="show the paper's theory numerically: D*, C(G) = -log 4 + 2 JSD, Figure 1",
                         description="Runs the theory experiments on 1-D data with known densities and writes "
@@ -107,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(about 2x faster on CPUs with bf16 units; see the README for how far it moves the FID)")
     e.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     e.add_argument("--json", action="store_true", help="print JSON")
+    _add_checkpoint_flag(e)
 
     r = sub.add_parser("report", help="write RUN/report.html: config, metrics, curves, sample grids")
     r.add_argument("run", metavar="RUN", help="run directory")
@@ -124,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", default="auto", help="gankit's precision: auto, fp32, bf16, fp16")
     b.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto: where both loops run")
     b.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
+
+    x = sub.add_parser("export", help="write a run's generator as a file that loads with torch alone",
+                       description="Exports the generator with torch.export; the file carries its noise "
+                                   "dimension, prior, output range and data shape (see gankit/export.py).")
+    x.add_argument("run", metavar="RUN", help="run directory")
+    x.add_argument("--out", required=True, metavar="FILE.pt", help="where to write the exported generator")
+    _add_checkpoint_flag(x)
 
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
@@ -151,7 +166,9 @@ def _cmd_train(args) -> int:
             raise GankitError("--resume needs a run directory: --resume RUN, or --resume with --out RUN")
         if args.resume is not True and args.out is not None and args.out != args.resume:
             raise GankitError("--resume RUN and --out DIR name different directories; give one of them")
-        cfg = check_resume_changes(Run.open(run_path).config, given)
+        _, ckpt = Run.open(run_path).checkpoint("latest")   # the configuration it was trained with
+        saved = Config.from_dict(ckpt["config"], source=f"the checkpoint of {run_path!r}")
+        cfg = check_resume_changes(saved, given, done=int(ckpt["step"]))
         result = train(cfg, out=run_path, resume=True, progress=not args.quiet)
     else:
         cfg = Config.from_dict(wanted).validate()
@@ -175,7 +192,8 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     from .runs import sample
 
-    path = sample(args.run, args.n, args.out, seed=args.seed, interpolate=args.interpolate)
+    path = sample(args.run, args.n, args.out, seed=args.seed, interpolate=args.interpolate,
+                  checkpoint=args.checkpoint)
     print(f"wrote {'a latent walk' if args.interpolate else f'{args.n} samples'} to {path}")
     return 0
 
@@ -194,13 +212,17 @@ def _cmd_info(args) -> int:
     print("config       " + ", ".join(f"{k}={v}" for k, v in c.items()))
     last = d["last_metrics"]
     if last:
-        print("last row     " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                          for k, v in last.items()))
+        print("last row     " + ", ".join(f"{k}={_fmt(v)}" for k, v in last.items()))
     if d["last_eval"]:
         e = d["last_eval"]
-        print(f"last eval    step {e['step']}: modes {e['modes']}, high quality {e['high_quality']:.1%}, "
-              f"reverse KL {e['reverse_kl']}")
+        shown = [f"{k} {_fmt(e[k], '.1%' if k == 'high_quality' else '.4g')}" for k in
+                 ("modes", "high_quality", "reverse_kl") if k in e]
+        print(f"last eval    step {e.get('step', '?')}: " + ", ".join(shown))
     return 0
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    return format(v, spec) if isinstance(v, float) else str(v)
 
 
 def _cmd_theory(args) -> int:
@@ -228,9 +250,10 @@ def _cmd_theory(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate_run
+    from .runs import evaluate_run
 
-    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision)
+    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
+                     checkpoint=args.checkpoint)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -267,11 +290,39 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train,
+def _cmd_export(args) -> int:
+    from .export import export_generator
+
+    print(f"wrote {export_generator(args.run, args.out, args.checkpoint)}")
+    return 0
+
+
+COMMANDS = {"export": _cmd_export, "bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train,
             "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
+class _StderrHandler(logging.Handler):
+    """gankit's messages on whatever ``sys.stderr`` is at the time (one line each):
+    ``gankit: warning: …`` for warnings, ``gankit: …`` for information."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "warning: " if record.levelno >= logging.WARNING else ""
+        print(f"gankit: {kind}{record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The command line's logging: gankit's messages to stderr, once."""
+    logger = logging.getLogger("gankit")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):   # a path that is not UTF-8 (legal on Linux) prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    configure_logging()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -291,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, permission denied, ...: the user's environment
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"gankit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("gankit: error: out of memory; lower --batch-size, --n or the model's size, or use a machine "
+              "with more memory", file=sys.stderr)
         return 2
 
 

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import yaml
 
-from .errors import GankitError
-from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_metric_list, shorten
+from .errors import GankitError, listing, shorten
+from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_metric_list
 
 NOISES = ("normal", "uniform")
 UPDATES = ("alternating", "simultaneous")
@@ -62,12 +62,15 @@ def option(default: Any, group: str, help: str, *, choices: tuple | Registry | N
                                             "metavar": metavar})
 
 
-def allowed_values(f: dataclasses.Field) -> list[str] | None:
-    """The values a choice field allows (from its tuple or its registry), else None."""
+def allowed_values(f: dataclasses.Field, listed: bool = False) -> list[str] | None:
+    """The values a choice field allows (from its tuple or its registry), else None;
+    ``listed``: those to offer a user (a registry's hidden placeholders left out)."""
     choices = f.metadata.get("choices")
     if choices is None:
         return None
-    return choices.names() if isinstance(choices, Registry) else list(choices)
+    if isinstance(choices, Registry):
+        return choices.listed() if listed else choices.names()
+    return list(choices)
 
 
 @dataclass
@@ -132,9 +135,12 @@ class Config:
     precision: str = option("auto", "precision and hardware",
                             "fp32, bf16, fp16 (autocast), or auto: bf16 for convolutional models and large MLPs on "
                             "CPUs with bf16 units, and on GPUs", choices=PRECISIONS)
-    threads: int = option(0, "precision and hardware",
-                          "CPU threads for torch (0 = torch's default less the cores other processes keep busy "
-                          "at start)", rule=NATURAL)
+    threads: int = option(0, "precision and hardware", "CPU threads for torch (0 = torch's default: the cores "
+                          "it may use)", rule=NATURAL)
+    share_cores: bool = option(False, "precision and hardware",
+                               "with threads 0: leave the cores that other processes keep busy at start to them "
+                               "(faster on a shared machine; the thread count, and so the rounding of the results, "
+                               "then depends on that load)")
     cpu_kernels: str = option("auto", "precision and hardware",
                               "auto: on CPUs in bf16, compute DCGAN's stride-2 convolutions where oneDNN's kernels "
                               "are slow by im2col/col2im and one product (gankit.ops); off: torch's kernels only",
@@ -189,12 +195,10 @@ class Config:
         if not isinstance(d, dict):
             raise GankitError(f"{source} must be a mapping of option: value, got {type(d).__name__}")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
+        unknown = sorted((k for k in d if k not in known), key=str)
         if unknown:
-            raise GankitError(
-                f"{source}: unknown option(s) {', '.join(map(str, unknown))}; "
-                f"known options: {', '.join(known)}"
-            )
+            raise GankitError(f"{source}: unknown option(s) {listing(unknown)}; see `gankit train --help` "
+                              "for the known options")
         defaults = cls()
         values = {}
         for key, value in d.items():
@@ -217,11 +221,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise GankitError(f"config file {str(path)!r} is not a file")
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise GankitError(f"config file {str(path)!r} is {path.stat().st_size:,} bytes; a configuration is a "
+                              f"few hundred (at most {MAX_CONFIG_BYTES:,} are read)")
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise GankitError(f"cannot read config file {str(path)!r}: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise GankitError(f"config file {str(path)!r} uses a YAML tag gankit does not accept{at} "
+                          f"({shorten(str(exc.problem or ''), 60)}); options are plain values") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
@@ -234,6 +246,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 PRESET_DIR = Path(__file__).parent / "presets"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def preset_names() -> list[str]:
@@ -264,7 +277,8 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
         raise GankitError(f"{f.name} must be a string, got {shorten(value)}")
     allowed = allowed_values(f)
     if allowed is not None and value not in allowed:
-        raise GankitError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got {shorten(value)}")
+        raise GankitError(f"{f.name} must be one of {', '.join(map(str, allowed_values(f, True)))}; "
+                          f"got {shorten(value)}")
     rule = f.metadata.get("rule")
     if rule is not None and not rule[0](value):
         raise GankitError(f"{f.name} must be {rule[1]}, got {shorten(value)}")
@@ -273,7 +287,7 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
 def check_device_name(value, option: str = "device") -> None:
     """A device a run or the bench can be asked for: cpu, cuda, cuda:N or auto."""
     if not isinstance(value, str) or not (value in ("cpu", "cuda", "auto") or value.startswith("cuda:")):
-        raise GankitError(f"{option} must be cpu, cuda, cuda:N or auto, got {value!r}")
+        raise GankitError(f"{option} must be cpu, cuda, cuda:N or auto, got {shorten(value)}")
 
 
 def _coerce(key: str, value: Any, typ: type, source: str) -> Any:
@@ -292,4 +306,4 @@ def _coerce(key: str, value: Any, typ: type, source: str) -> Any:
         return int(value)
     if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
         return value
-    raise GankitError(f"{source}: option {key} must be a {typ.__name__}, got {value!r}")
+    raise GankitError(f"{source}: option {key} must be a {typ.__name__}, got {shorten(value)}")

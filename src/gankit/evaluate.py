@@ -33,7 +33,7 @@ from .errors import GankitError
 from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall, reverse_kl_uniform
 from .registries import METRICS, metric_outputs, parse_metric_list
 from .rundir import EVAL, write_json
-from .sampling import generate
+from .sampling import check_sample_memory, generate
 
 
 def lower_is_better(name: str) -> bool:
@@ -208,22 +208,22 @@ def parzen_metric(s: Scorer) -> dict:
     return {"parzen": p["mean"], "parzen_se": p["se"], "parzen_sigma": p["sigma"]}
 
 
-def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None,
-                 seed: int = 0, write: bool = True, precision: str = "fp32") -> dict:
-    """Score the newest checkpoint of a run; write ``RUN/eval.json``; return the results."""
-    from .runs import Run
-    run = Run.open(run_path)
-    G, _, step = run.load_models()
-    cfg = run.config
+def score_run(run, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
+              write: bool = True, precision: str = "fp32") -> dict:
+    """Score a loaded :class:`~gankit.runs.Run`: ``metrics`` (default: modes and FID for the
+    toy mixtures, FID, KID and precision/recall otherwise) on ``n`` samples."""
+    G, cfg = run.G, run.trained_config
     image = len(G.out_shape) == 3
     if metrics is None:
         metrics = ["modes", "fid"] if not image and is_mode_benchmark(cfg.data) else ["fid", "kid", "pr"]
     metrics = parse_metric_list(metrics)
     n = n or (10_000 if image else cfg.eval_samples)
-    if n < 2:
-        raise GankitError(f"--n must be at least 2, got {n}")
+    if not isinstance(n, int) or n < 2:
+        raise GankitError(f"--n must be a whole number of at least 2, got {n}")
+    check_sample_memory(n, tuple(G.out_shape), "an evaluation")
     scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
-    results = {"run": str(run.path), "step": step, "n": n, **scorer.score(G), **scorer.info}
+    results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name, "n": n,
+               **scorer.score(G), **scorer.info}
     if write:
         write_json(Path(run.path) / EVAL, results)
     return results

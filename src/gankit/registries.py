@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .errors import GankitError
+from .errors import GankitError, shorten
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,15 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._entries)
 
+    def listed(self) -> list[str]:
+        """The names to offer a user: all but those registered with ``hidden=True`` (the
+        placeholders of runs whose models or data were given in Python)."""
+        return [n for n in self.names() if not self._entries[n].meta.get("hidden")]
+
     def entry(self, name: str) -> Entry:
         """The entry of ``name``, or a :class:`GankitError` listing the registered names."""
         if name not in self._entries:
-            raise GankitError(f"unknown {self.kind} {shorten(name)}; choose one of: {', '.join(self._entries)}")
+            raise GankitError(f"unknown {self.kind} {shorten(name)}; choose one of: {', '.join(self.listed())}")
         return self._entries[name]
 
     def get(self, name: str) -> Any:
@@ -78,6 +83,9 @@ class DataRegistry(Registry):
 
     def names(self) -> list[str]:
         return [n for n, e in self._entries.items() if not e.meta.get("prefix")]
+
+    def listed(self) -> list[str]:
+        return [n for n in self.names() if not self._entries[n].meta.get("hidden")]
 
     def prefixes(self) -> list[str]:
         return [n for n, e in self._entries.items() if e.meta.get("prefix")]
@@ -93,7 +101,7 @@ class DataRegistry(Registry):
         e = self._entries.get(prefix)
         if sep and arg and e is not None and e.meta.get("prefix"):
             return e
-        raise GankitError(f"unknown data set {shorten(spec)}; choose one of: {', '.join(sorted(self.names()))}, "
+        raise GankitError(f"unknown data set {shorten(spec)}; choose one of: {', '.join(sorted(self.listed()))}, "
                           f"or {', '.join(p + ':…' for p in self.prefixes())}")
 
     def check(self, spec: str) -> None:
@@ -101,12 +109,6 @@ class DataRegistry(Registry):
         e = self.lookup(spec)
         if e.meta.get("check"):
             e.meta["check"](spec)
-
-
-def shorten(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters: error messages stay one short line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 DATA = DataRegistry("data set")        # obj: build(cfg, device) -> a data source

@@ -16,6 +16,7 @@ that a crash never leaves a half-written file under a real name.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -37,7 +38,9 @@ _CKPT_NAME = re.compile(r"^step_(\d{6,})\.pt$")
 
 # ---------------------------------------------------------------------- writing
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename. A failure (a full
+    disk, a read-only folder) is a :class:`GankitError` naming ``path``, and leaves the
+    file that was there, if any, as it was."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -46,9 +49,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise GankitError(f"cannot write {display(path)}: {exc.strerror or exc}; free some space or choose "
+                          "another location (the previous file, if any, is intact)") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def display(path: str | Path) -> str:
+    """A path for a message: quoted, any bytes that are not UTF-8 escaped."""
+    return repr(os.fsdecode(path)).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -91,8 +104,12 @@ class MetricsLog:
         return read_rows(self.path, upto)
 
     def append(self, row: dict) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            raise GankitError(f"cannot write {display(self.path)}: {exc.strerror or exc}; free some space "
+                              "and resume the run (its checkpoints are intact)") from None
 
     def truncate(self, step: int) -> list[dict]:
         """Drop the rows after ``step`` (steps a resumed or rolled-back run will redo); the kept rows."""
@@ -150,16 +167,23 @@ def next_run_dir(root: Path, cfg: Config) -> Path:
     return root / f"{(max(nums) + 1) if nums else 0:05d}-{cfg.data.replace(':', '_').replace('/', '_')}-{cfg.model}"
 
 
-def check_new_run_dir(run_dir: Path) -> None:
-    """A new run may go to ``run_dir``: absent, or an empty folder that holds no run."""
+def check_new_run_dir(run_dir: Path, locked: bool = False) -> None:
+    """A new run may go to ``run_dir``: absent, or an empty folder that holds no run
+    (``locked``: this process holds its lock)."""
     if not run_dir.exists():
         return
+    if not locked and in_use(run_dir):
+        raise GankitError(f"{display(run_dir)} is in use by another gankit process; wait for it to finish, "
+                          "or choose another --out")
+    if (is_run_dir(run_dir) or (run_dir / CKPT_DIR).exists()) and not list_checkpoints(run_dir):
+        raise GankitError(f"{display(run_dir)} holds a run that stopped before its first checkpoint, so there "
+                          "is nothing to resume; delete that folder to reuse it, or choose another --out")
     if is_run_dir(run_dir) or (run_dir / CKPT_DIR).exists():
-        raise GankitError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it, "
+        raise GankitError(f"{display(run_dir)} already holds a run; pass --resume to continue it, "
                           "or choose another --out")
     if not run_dir.is_dir():
         raise GankitError(f"--out {str(run_dir)!r} exists and is not a directory")
-    if any(run_dir.iterdir()):
+    if any(p.name != LOCK for p in run_dir.iterdir()):
         raise GankitError(f"--out {str(run_dir)!r} is a non-empty directory; choose a new or empty one")
 
 
@@ -179,6 +203,50 @@ def check_output_location(run_dir: Path, n_params: int, keep: int) -> None:
         raise GankitError(f"not enough disk space at {str(probe)!r}: a run needs about {need / 2**20:.0f} MiB "
                           f"for its checkpoints, {free / 2**20:.0f} MiB are free; free some space or choose "
                           "another --out")
+
+
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held by the process that trains into it (an
+    ``flock`` on ``RUN/.lock``, released when the process ends, however it ends): a second
+    ``gankit train`` into the same directory refuses instead of interleaving its files."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fh = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            raise GankitError(f"cannot write in {display(self.path.parent)}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise GankitError(f"{display(self.path.parent)} is in use by another gankit process; wait for it to "
+                              "finish, or choose another --out") from None
+        self.fh = fh
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+def in_use(run_dir: Path) -> bool:
+    """Whether another process holds the run directory's lock now."""
+    if not (Path(run_dir) / LOCK).is_file():
+        return False
+    try:
+        RunLock(run_dir).acquire().release()
+    except GankitError:
+        return True
+    return False
 
 
 def create_run_dir(run_dir: Path) -> None:

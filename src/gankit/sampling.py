@@ -3,7 +3,12 @@ mode, from a seeded stream."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from .data.images import available_memory
+from .errors import GankitError
 
 
 def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
@@ -22,18 +27,25 @@ def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batc
     G runs in eval mode (BatchNorm uses running statistics, dropout is off); its mode is
     restored afterwards, and no training random stream is touched.
     """
+    return torch.cat(list(generate_chunks(G, n, z_dim, noise, seed, batch, z)))
+
+
+def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,
+                    z: torch.Tensor | None = None):
+    """The samples of :func:`generate`, ``batch`` at a time (the same values): for outputs
+    larger than memory, written as they come."""
     device = next(G.parameters()).device
-    if z is None:
-        gen = torch.Generator(device).manual_seed(seed)
-        z = torch.cat([sample_noise(min(batch, n - s), z_dim, noise, gen) for s in range(0, n, batch)])
+    gen = torch.Generator(device).manual_seed(seed) if z is None else None
+    total = n if z is None else z.shape[0]
     was = G.training
     G.eval()
     try:
-        with torch.no_grad():
-            out = [G(z[s:s + batch].to(device)).float().cpu() for s in range(0, z.shape[0], batch)]
+        for s in range(0, total, batch):
+            zb = sample_noise(min(batch, total - s), z_dim, noise, gen) if z is None else z[s:s + batch]
+            with torch.no_grad():
+                yield G(zb.to(device)).float().cpu()
     finally:
         G.train(was)
-    return torch.cat(out)
 
 
 def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int) -> torch.Tensor:
@@ -50,3 +62,12 @@ def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int
     else:
         z = (1 - t) * a[:, None] + t * b[:, None]
     return z.reshape(rows * steps, z_dim)
+
+
+def check_sample_memory(n: int, shape: tuple, what: str) -> None:
+    """Refuse, before drawing, ``n`` samples that would not fit in the available memory."""
+    need = n * math.prod(shape) * 4 * 2   # the samples, and a working copy
+    avail = available_memory()
+    if avail is not None and need > 0.8 * avail:
+        raise GankitError(f"{what} of {n:,} samples needs about {need / 2**30:,.1f} GiB of memory, "
+                          f"{avail / 2**30:,.1f} GiB are available; ask for fewer (--n)")

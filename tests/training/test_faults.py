@@ -40,10 +40,10 @@ def test_divergence_stops_and_keeps_good_checkpoints(tmp_path, poison_once):
     assert all(torch.isfinite(v).all() for v in good["G"].values())
 
 
-def test_rollback_lowers_the_learning_rate_and_finishes(tmp_path, poison_once, capsys):
+def test_rollback_lowers_the_learning_rate_and_finishes(tmp_path, poison_once, caplog):
     r = train(Config(**SMALL, on_divergence="rollback"), out=tmp_path / "r", progress=False)
     assert r.step == 40 and poison_once["done"]
-    assert "rolled back to step_000020.pt with learning rates x0.1" in capsys.readouterr().err
+    assert "rolled back to step_000020.pt with learning rates x0.1" in caplog.text   # through logging
     last = load_checkpoint(list_checkpoints(tmp_path / "r")[-1])
     assert last["lr_scale"] == pytest.approx(0.1) and last["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
     assert all(torch.isfinite(v).all() for v in last["G"].values())

@@ -65,17 +65,18 @@ class DistributionSource(_FreshDraws):
         return self.distribution.sample(m, generator).to(self.device, non_blocking=True)
 
 
-class ImageSource:
-    """A finite image set held in memory as uint8 [N, C, H, W] (on the training device),
-    drawn in epochs: a fresh random permutation per epoch, minibatches of consecutive
-    indices, the incomplete last minibatch of an epoch dropped. Batches are converted to
-    float in ``value_range`` (the generator's output range) as they are drawn."""
+class EpochSource:
+    """A finite data set held in memory (on the training device), drawn in epochs: a fresh
+    random permutation per epoch, minibatches of consecutive indices, the incomplete last
+    minibatch of an epoch dropped. Subclasses say how stored examples become a batch
+    (:meth:`convert`)."""
 
-    def __init__(self, images: np.ndarray, device: torch.device, origin: str = ""):
-        self.data = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    kind = "examples"
+
+    def __init__(self, data: torch.Tensor, device: torch.device, origin: str = ""):
+        self.data = data.to(device)
         self.shape = tuple(self.data.shape[1:])
         self.device, self.origin = device, origin
-        self.value_range = (-1.0, 1.0)
         self.perm: torch.Tensor | None = None
         self.pos = 0
         self.epoch = 0
@@ -83,26 +84,25 @@ class ImageSource:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def to_range(self, u8: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.value_range
-        return u8.float() * ((hi - lo) / 255.0) + lo
+    def convert(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored
 
     def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
         n = self.data.shape[0]
         if m > n:
-            raise GankitError(f"batch size {m} is larger than the data set ({n} images); lower --batch-size")
+            raise GankitError(f"batch size {m} is larger than the data set ({n} {self.kind}); lower --batch-size")
         if self.perm is None or self.pos + m > n:
             self.perm = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
             self.pos = 0
             self.epoch += 1
         idx = self.perm[self.pos:self.pos + m]
         self.pos += m
-        return self.to_range(self.data[idx])
+        return self.convert(self.data[idx])
 
     def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` random images (without touching the epoch order) for pictures and histograms."""
+        """``n`` random examples (without touching the epoch order) for pictures and histograms."""
         idx = torch.randperm(self.data.shape[0], generator=generator, device=generator.device)[:n]
-        return self.to_range(self.data[idx.to(self.device)])
+        return self.convert(self.data[idx.to(self.device)])
 
     def state_dict(self) -> dict:
         return {"perm": self.perm.cpu() if self.perm is not None else None, "pos": self.pos, "epoch": self.epoch}
@@ -110,6 +110,42 @@ class ImageSource:
     def load_state_dict(self, state: dict) -> None:
         self.perm = state["perm"].to(self.device) if state.get("perm") is not None else None
         self.pos, self.epoch = int(state["pos"]), int(state["epoch"])
+
+
+class ImageSource(EpochSource):
+    """Images held as uint8 [N, C, H, W], converted per batch to floats in ``value_range``
+    (the generator's output range)."""
+
+    kind = "images"
+
+    def __init__(self, images: np.ndarray, device: torch.device, origin: str = ""):
+        super().__init__(torch.from_numpy(np.ascontiguousarray(images)), device, origin)
+        self.value_range = (-1.0, 1.0)
+
+    def to_range(self, u8: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.value_range
+        return u8.float() * ((hi - lo) / 255.0) + lo
+
+    convert = to_range
+
+
+class PointsSource(EpochSource):
+    """Points [N, d] of the user's own, standardised for training (each coordinate to mean 0
+    and standard deviation 1; ``mean`` and ``std`` map G's outputs back to the data's units)."""
+
+    kind = "points"
+    value_range = None
+
+    def __init__(self, points: np.ndarray, device: torch.device, origin: str = ""):
+        x = torch.as_tensor(np.asarray(points, dtype=np.float64))
+        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-12)
+        super().__init__(((x - self.mean) / self.std).float(), device, origin)
+
+    def to_data_units(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.std.to(y) + self.mean.to(y)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "mean": self.mean, "std": self.std}
 
 
 class FakeSource(_FreshDraws):

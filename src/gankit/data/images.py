@@ -13,6 +13,9 @@ import gzip
 import io
 import pickle
 import struct
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -47,27 +50,47 @@ def check_fits_in_memory(nbytes: int, what: str) -> None:
 
 # ----------------------------------------------------------------------------- IDX
 def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX file (gzipped or not) as a numpy array, its header checked against its size."""
+    """An IDX file (gzipped or not) as a numpy array, its header checked against its size.
+
+    The header is read first; the data are then read (inflated, for ``.gz``) in pieces up to
+    the size the header declares, after checking that it fits in memory: a small file that
+    inflates to gigabytes, or a header that claims more than the file holds, is refused
+    before the memory is spent."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            with (gzip.GzipFile(fileobj=raw) if gz else raw) as fh:
+                return _read_idx_stream(fh, path)
+    except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
         raise GankitError(f"{path}: cannot read the IDX file ({exc}); it is damaged or truncated") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+
+
+def _read_idx_stream(fh, path: Path) -> np.ndarray:
+    head = fh.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
         raise GankitError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    ndim = head[3]
+    dims_raw = fh.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
         raise GankitError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
+    dims = struct.unpack(f">{ndim}I", dims_raw)
+    dtype = np.dtype(_IDX_DTYPES[head[2]])
+    expected = int(np.prod(dims, dtype=np.float64)) * dtype.itemsize
+    check_fits_in_memory(expected, f"{path} (its header declares {'×'.join(map(str, dims))} values)")
+    data = bytearray()
+    while len(data) < expected:
+        chunk = fh.read(min(1 << 24, expected - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    extra = len(fh.read(1))
+    if len(data) != expected or extra:
+        held = f"{len(data)}" if not extra else f"more than {expected}"
         raise GankitError(f"{path}: truncated or padded IDX file: header says {dims} "
-                          f"({expected} bytes of data), the file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+                          f"({expected} bytes of data), the file holds {held}")
+    return np.frombuffer(bytes(data), dtype=dtype).reshape(dims)
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> None:
@@ -133,34 +156,58 @@ def to_nchw_uint8(a: np.ndarray, source: str) -> np.ndarray:
 
 
 def load_array(path: str | Path) -> np.ndarray:
-    """Images from ``.npy`` or ``.npz`` (the key ``images``, ``x``, ``arr_0``, or the only one)."""
+    """Images from ``.npy`` or ``.npz`` (the key ``images``, ``x``, ``arr_0``, or the only one).
+
+    The array's header is read and checked against the bytes the file holds, and against
+    the memory available, before the data are loaded."""
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"array file {str(path)!r} does not exist")
-    if path.suffix == ".npy":
-        try:
-            head = np.load(path, mmap_mode="r", allow_pickle=False)
-            check_fits_in_memory(head.size * max(1, head.dtype.itemsize), str(path))
-            del head
-        except (ValueError, OSError):
-            pass  # reported with the proper message just below
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        with open(path, "rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"
+        if zipped:
+            a = _load_npz_member(path)
+        else:
+            with open(path, "rb") as fh:
+                a = _read_npy(fh, path.stat().st_size, str(path))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise GankitError(f"{path}: not a readable .npy/.npz file ({str(exc).splitlines()[0]})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise GankitError(f"{path}: several arrays ({', '.join(keys)}) and none named images, x or arr_0")
-            try:
-                a = loaded[key]
-            except (ValueError, OSError, EOFError) as exc:
-                raise GankitError(f"{path}: array {key!r} cannot be read ({exc})") from None
-    else:
-        a = loaded
     return to_nchw_uint8(np.asarray(a), str(path))
+
+
+def _read_npy(fh, size: int, source: str) -> np.ndarray:
+    """A .npy array from ``fh``, after checking that the ``size`` bytes of the file hold
+    what its header declares, and that this fits in memory."""
+    version = np.lib.format.read_magic(fh)
+    reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in reader:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, fortran, dtype = reader[version](fh)
+    if dtype.hasobject:
+        raise GankitError(f"{source}: the array holds Python objects, which gankit does not load; save numbers")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    held = size - fh.tell()
+    if nbytes != held:
+        raise GankitError(f"{source}: the header declares {'×'.join(map(str, shape))} {dtype} values "
+                          f"({nbytes:,} bytes), the file holds {held:,}; it is truncated or damaged")
+    check_fits_in_memory(nbytes, source)
+    data = fh.read(nbytes)
+    if len(data) != nbytes:
+        raise ValueError(f"the file ends after {len(data)} of {nbytes} bytes")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _load_npz_member(path: Path) -> np.ndarray:
+    with zipfile.ZipFile(path) as z:
+        keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+        key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
+        if key is None:
+            raise GankitError(f"{path}: several arrays ({', '.join(keys) or 'none'}) and none named images, x "
+                              "or arr_0")
+        info = z.getinfo(key + ".npy")
+        with z.open(info) as fh:
+            return _read_npy(fh, info.file_size, f"{path} [{key}]")
 
 
 # ----------------------------------------------------------------------------- folders
@@ -177,6 +224,21 @@ def fit_image(img, size: int, policy: str):
         left, top = (w - size) // 2, (h - size) // 2
         return img.crop((left, top, left + size, top + size))
     return img
+
+
+def to_8bit(im):
+    """16- and 32-bit grayscale images scaled to 8 bits (Pillow's own conversion clips them
+    at 255): 16-bit values v become round(v / 257), so 65535 -> 255."""
+    from PIL import Image
+
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        return im
+    a = np.asarray(im, dtype=np.float64)
+    peak = float(a.max(initial=0))
+    if im.mode == "I" and peak <= 255:   # 32-bit container, 8-bit values
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
+    top = 65535.0 if im.mode.startswith("I;16") or peak <= 65535 else peak
+    return Image.fromarray(np.rint(np.clip(a, 0, top) * (255.0 / top)).astype(np.uint8), "L")
 
 
 def load_folder(directory: str | Path, size: int = 0, policy: str = "none", channels: int = 0) -> np.ndarray:
@@ -204,11 +266,15 @@ def load_folder(directory: str | Path, size: int = 0, policy: str = "none", chan
     colour = False
     for f in files:
         try:
-            with Image.open(f) as im:
+            with warnings.catch_warnings(), Image.open(f) as im:
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im.load()
-                mode = "RGB" if im.mode not in ("L", "1", "I", "I;16", "F", "LA") else "L"
+                mode = "RGB" if im.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L", "F", "LA") else "L"
                 colour |= mode == "RGB"
-                images.append(fit_image(im.convert(mode), size, policy))
+                images.append(fit_image(to_8bit(im).convert(mode), size, policy))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise GankitError(f"{f}: the image declares more pixels than gankit reads "
+                              f"({str(exc).split('(')[0].strip()}); remove it or shrink it") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise GankitError(f"{f}: not a readable image ({str(exc).splitlines()[0] or type(exc).__name__}); "
                               "remove or replace it") from None
@@ -229,7 +295,9 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"),
-               ("_codecs", "encode")}  # how protocol-2 pickles spell bytes
+               ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
+               # protocol 5: numpy rebuilds an array from a buffer of bytes
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:

@@ -156,15 +156,19 @@ class MetricsWriter(Callback):
 
 
 class Progress(Callback):
-    """A live bar (tqdm) on a terminal; plain lines every ``log_every`` steps otherwise."""
+    """A live bar (tqdm) when both stdout and stderr are terminals; otherwise (``gankit train
+    | tee log``, a notebook, a batch job) a plain line on stdout every ``log_every`` steps,
+    with the elapsed time and the time left at the current pace."""
 
     def __init__(self, until: int, enabled: bool = True, stream=None):
         self.until, self.enabled = until, enabled
-        self.stream = stream or sys.stdout
+        self.stream = stream
         self.bar = None
+        self.t0, self.step0 = time.perf_counter(), 0
 
     def on_start(self, trainer) -> None:
-        if self.enabled and sys.stderr.isatty():
+        self.t0, self.step0 = time.perf_counter(), trainer.step_count
+        if self.enabled and self.stream is None and sys.stdout.isatty() and sys.stderr.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=self.until, initial=trainer.step_count, unit="step", dynamic_ncols=True)
 
@@ -181,11 +185,19 @@ class Progress(Callback):
             if self.bar is not None:
                 self.bar.set_postfix_str(text, refresh=False)
             else:
-                print(f"step {step}/{self.until}  {text}", file=self.stream, flush=True)
+                elapsed = time.perf_counter() - self.t0
+                left = elapsed / max(step - self.step0, 1) * (self.until - step)
+                print(f"step {step}/{self.until}  {text}  elapsed {_clock(elapsed)}  left {_clock(left)}",
+                      file=self.stream or sys.stdout, flush=True)
 
     def on_end(self, trainer, step) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class MetricsEvaluator(Callback):
@@ -287,6 +299,11 @@ class ImageSampler(Callback):
         from ..viz.plots import plot_losses
         self.grid(trainer.G, self.run_dir / "samples.png")
         plot_losses(self.run_dir / "losses.png", self.metrics_rows())
+
+
+def tensorboard_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 class TensorBoardLogger(Callback):

@@ -16,18 +16,22 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import GankitError
-from ..rundir import atomic_write_bytes, checkpoint_dir, checkpoint_name, list_checkpoints
+from ..data.images import available_memory
+from ..errors import GankitError, shorten
+from ..rundir import atomic_write_bytes, checkpoint_dir, checkpoint_name, display, list_checkpoints
 
 FORMAT = "gankit-checkpoint"
-VERSION = 2
-MAGIC = b"GANKITCK"  # file = MAGIC + 64 hex chars of SHA-256(body) + body (torch.save bytes)
+VERSION = 3                  # 3: a plain torch.save file, its SHA-256 in a sidecar
+READABLE_VERSIONS = (2, 3)   # 2: MAGIC + 64 hex chars of SHA-256(body) + body
+MAGIC = b"GANKITCK"
+REQUIRED = ("step", "config", "G", "D", "opt_g", "opt_d", "data_state", "rng", "data_shape")
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     """Every random state: global torch (and CUDA), numpy, Python, and the named generators."""
@@ -68,7 +72,10 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
 
 def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name: str | None = None) -> Path:
     """Write ``payload`` as ``RUN/checkpoints/step_NNNNNN.pt`` and keep the newest ``keep``
-    (or, with ``name``, as ``RUN/checkpoints/NAME``, outside the rotation)."""
+    (or, with ``name``, as ``RUN/checkpoints/NAME``, outside the rotation).
+
+    The file is what ``torch.save`` writes (``torch.load(path, weights_only=True)`` opens
+    it); its SHA-256 goes to ``NAME.sha256`` beside it, in ``sha256sum`` format."""
     ckpt_dir = checkpoint_dir(run_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
@@ -76,42 +83,78 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name:
     torch.save(payload, buf)
     path = ckpt_dir / (name or checkpoint_name(int(payload["step"])))
     body = buf.getvalue()
-    atomic_write_bytes(path, MAGIC + hashlib.sha256(body).hexdigest().encode() + body)
+    atomic_write_bytes(path, body)
+    atomic_write_bytes(sidecar(path), f"{hashlib.sha256(body).hexdigest()}  {path.name}\n".encode())
     if name:
         return path
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+        sidecar(old).unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint, its checksum verified; a file that is not one is a :class:`GankitError`."""
+def sidecar(path: Path) -> Path:
+    """Where a checkpoint's SHA-256 is kept: ``NAME.pt.sha256``."""
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def read_verified(path: Path) -> bytes:
+    """The bytes of a checkpoint, checked against its SHA-256 (in the sidecar, or in the
+    header of checkpoints written before the sidecar existed); a :class:`GankitError` for a
+    file that is missing, not a regular file, too large for memory, or altered."""
+    path = Path(path)
     try:
-        raw = Path(path).read_bytes()
+        st = path.stat()
     except OSError as exc:
-        raise GankitError(f"checkpoint {str(path)!r} cannot be read: {exc.strerror}") from None
-    if raw[:len(MAGIC)] == MAGIC:
+        raise GankitError(f"checkpoint {display(path)} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise GankitError(f"checkpoint {display(path)} is not a regular file (a device, a folder or a pipe)")
+    avail = available_memory()
+    if avail is not None and st.st_size > 0.8 * avail:
+        raise GankitError(f"checkpoint {display(path)} is {st.st_size / 2**30:.1f} GiB, more than the memory "
+                          "available; it is not one of gankit's")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise GankitError(f"checkpoint {display(path)} cannot be read: {exc.strerror}") from None
+    if raw[:len(MAGIC)] == MAGIC:   # the format before version 3: MAGIC + hex digest + body
         digest, body = raw[len(MAGIC):len(MAGIC) + 64].decode(errors="replace"), raw[len(MAGIC) + 64:]
-        if hashlib.sha256(body).hexdigest() != digest:
-            raise GankitError(f"checkpoint {str(path)!r} is damaged (checksum mismatch: truncated or altered)")
     else:
-        body = raw
+        body, digest = raw, None
+        try:
+            digest = sidecar(path).read_text()[:64]
+        except (OSError, UnicodeDecodeError):
+            pass   # no sidecar (a crash between the two writes): torch's zip reader still checks it
+    if digest is not None and hashlib.sha256(body).hexdigest() != digest:
+        raise GankitError(f"checkpoint {display(path)} is damaged (checksum mismatch: truncated or altered)")
+    return body
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint, its checksum verified and its fields checked; a file that is not
+    an intact gankit checkpoint is a :class:`GankitError`."""
+    body = read_verified(path)
     try:
         payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise GankitError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}); "
+        raise GankitError(f"checkpoint {display(path)} cannot be read ({type(exc).__name__}); "
                           "it is damaged or not a gankit checkpoint") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise GankitError(f"{str(path)!r} is not a gankit checkpoint")
-    if payload.get("version") != VERSION:
-        raise GankitError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, "
-                          f"this gankit reads version {VERSION}")
+        raise GankitError(f"{display(path)} is not a gankit checkpoint")
+    if payload.get("version") not in READABLE_VERSIONS:
+        raise GankitError(f"checkpoint {display(path)} has format version {shorten(payload.get('version'))}, "
+                          f"this gankit reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing or not all(isinstance(payload[k], dict) for k in ("G", "D", "opt_g", "opt_d", "config", "rng")):
+        raise GankitError(f"checkpoint {display(path)} is damaged: "
+                          + (f"missing {', '.join(missing)}" if missing else "a field of the wrong type"))
     return payload
 
 
 def load_latest_good(run_dir: Path, map_location="cpu", warn=None) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint that reads back intact; damaged newer ones are reported through
-    ``warn`` (one line each) and skipped, never deleted."""
+    ``warn`` (one line each) once an intact one is found, and skipped, never deleted. When
+    none is intact, one error says so."""
     found = list_checkpoints(run_dir)
     if not found:
         latest_checkpoint(run_dir)  # raises the "no checkpoint" error
@@ -121,17 +164,19 @@ def load_latest_good(run_dir: Path, map_location="cpu", warn=None) -> tuple[Path
             payload = load_checkpoint(path, map_location)
         except GankitError as exc:
             problems.append(str(exc))
-            if warn:
-                warn(f"gankit: warning: {exc}; trying the one before")
             continue
+        for p in problems if warn else ():
+            warn(f"{p}; using an earlier one")
         return path, payload
-    raise GankitError(f"no intact checkpoint in {str(run_dir)!r}: " + "; ".join(problems))
+    raise GankitError(f"no intact checkpoint in {display(run_dir)}: all {len(problems)} are damaged "
+                      f"(the newest: {problems[0]}); start a new run, or restore a copy of the checkpoints")
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
     """The newest checkpoint of a run, or a :class:`GankitError` saying there is none."""
     found = list_checkpoints(run_dir)
     if not found:
-        raise GankitError(f"no checkpoint in {str(run_dir)!r}; there is nothing to resume or sample "
-                          "(train first, or point at a run directory that has checkpoints/)")
+        raise GankitError(f"no checkpoint in {display(run_dir)}: nothing to resume or sample (a run that "
+                          "stopped before its first checkpoint leaves none; delete that folder or train anew "
+                          "with another --out)")
     return found[-1]

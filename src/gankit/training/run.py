@@ -15,6 +15,7 @@ Data flows one way: config -> data source + models + optimizers -> Algorithm 1 (
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from ..models import build_models
 from ..registries import METRICS, parse_metric_list
 from ..rundir import (
     MetricsLog,
+    RunLock,
     best_checkpoint,
     check_new_run_dir,
     check_output_location,
@@ -55,7 +57,14 @@ from .checkpoint import load_checkpoint, load_latest_good
 from .distributed import Dist, init_from_env, shutdown, wrap
 from .loop import GANTrainer, run_loop
 from .optim import make_optimizer, make_schedule
-from .runtime import apply_threads, is_convolutional, memory_format, resolve_device, resolve_precision
+from .runtime import (
+    apply_threads,
+    check_training_memory,
+    is_convolutional,
+    memory_format,
+    resolve_device,
+    resolve_precision,
+)
 from .state import TrainingState, derive_seeds, seed_globals
 
 RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "device")
@@ -81,29 +90,46 @@ class Components:
     metrics: list = field(default_factory=list)
 
 
-def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+logger = logging.getLogger("gankit")
+
+
+@dataclass
+class UserParts:
+    """What a Python caller may bring instead of the configuration's own: G and D modules,
+    a data source (or a builder ``(cfg, device) -> source``), and extra callbacks."""
+
+    models: tuple | None = None
+    source: object = None
+    callbacks: list = field(default_factory=list)
 
 
 def train(cfg: Config, out: str | Path | None = None, resume: bool = False,
-          progress: bool = True, runs_root: str | Path = "runs") -> TrainResult:
+          progress: bool = True, runs_root: str | Path = "runs", user: UserParts | None = None) -> TrainResult:
     """Train a GAN as configured, into run directory ``out`` (a new numbered one if None).
 
     With ``resume=True``, ``out`` must be a run with a checkpoint; ``cfg`` must then be that
-    run's configuration (see :func:`check_resume_changes`). Returns where it wrote, the last
+    run's configuration (see :func:`check_resume_changes`). ``user`` brings the caller's own
+    models, data or callbacks (``gankit.train`` fills it). Returns where it wrote, the last
     step done, whether a signal stopped it, and the last metrics row.
     """
+    user = user or UserParts()
     cfg.validate()
     device = resolve_device(cfg.device)
     dd = init_from_env(device)
     threads_before = torch.get_num_threads()
+    lock = None
     try:
         run_dir, ckpt = prepare_run_dir(cfg, out, resume, runs_root, dd, device)
-        parts = build_components(cfg, device, dd, ckpt)
-        state, log = open_run(cfg, run_dir, parts, ckpt, dd)
-        callbacks = make_callbacks(cfg, run_dir, parts, state, log, dd, progress)
+        parts = build_components(cfg, device, dd, ckpt, user)
+        lock = RunLock(run_dir) if dd.is_main else None
+        state, log = open_run(cfg, run_dir, parts, ckpt, dd, lock)
+        callbacks = make_callbacks(cfg, run_dir, parts, state, log, dd, progress, user.callbacks)
+        if progress and dd.is_main:
+            print(describe_run(run_dir, cfg, parts.runtime), flush=True)
         return run_with_rollback(cfg, run_dir, state, log, callbacks, dd)
     finally:
+        if lock is not None:
+            lock.release()
         torch.set_num_threads(threads_before)  # a run's thread count ends with it
         if dd.enabled:
             shutdown()
@@ -120,7 +146,9 @@ def prepare_run_dir(cfg: Config, out, resume: bool, runs_root, dd: Dist,
         if out is None:
             raise GankitError("--resume needs the run directory to continue (--out RUN or --resume RUN)")
         run_dir = Path(out)
-        _, ckpt = load_latest_good(run_dir, device, warn=warn)
+        _, ckpt = load_latest_good(run_dir, device, warn=logger.warning)
+        if cfg.steps < int(ckpt["step"]):
+            raise GankitError(f"cannot resume to {cfg.steps} steps: the run has done {ckpt['step']} already")
         return run_dir, ckpt
     if out is None and dd.enabled:
         raise GankitError("a distributed run needs --out DIR (on storage every process can reach)")
@@ -130,14 +158,18 @@ def prepare_run_dir(cfg: Config, out, resume: bool, runs_root, dd: Dist,
     return run_dir, None
 
 
-def check_resume_changes(saved: Config, wanted: dict) -> Config:
-    """On resume only the run length, logging intervals and device may change."""
+def check_resume_changes(saved: Config, wanted: dict, done: int = 0) -> Config:
+    """On resume only the run length, logging intervals and device may change, and the run
+    length not below the ``done`` steps of the checkpoint resumed from."""
     for key, value in wanted.items():
         if key not in RESUMABLE_CHANGES and getattr(saved, key) != value:
             raise GankitError(
                 f"cannot change {key} when resuming (the run has {getattr(saved, key)!r}); "
                 f"only {', '.join(RESUMABLE_CHANGES)} may change; start a new run with another --out"
             )
+    if wanted.get("steps", saved.steps) < done:
+        raise GankitError(f"cannot resume to {wanted['steps']} steps: the run has done {done} already; "
+                          f"pass --steps {done} or more")
     if saved.lr_schedule == "linear" and wanted.get("steps", saved.steps) != saved.steps:
         raise GankitError(f"cannot change steps when resuming a run whose learning rates decay to 0 at "
                           f"step {saved.steps} (lr_schedule: linear); start a new run for a longer one")
@@ -145,13 +177,20 @@ def check_resume_changes(saved: Config, wanted: dict) -> Config:
 
 
 # ---------------------------------------------------------------------- 2. the components
-def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | None) -> Components:
+def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | None,
+                     user: UserParts | None = None) -> Components:
     """Threads and seeds, data, models, precision, kernels, optimizers, trainer, evaluation."""
-    threads = apply_threads(cfg, device, ckpt.get("threads", 0) if ckpt else 0, warn)
+    user = user or UserParts()
+    threads = apply_threads(cfg, device, ckpt.get("threads", 0) if ckpt else 0)
     seeds = derive_seeds(cfg.seed)
     seed_globals(cfg.seed, seeds["init"])
-    source = make_source(cfg, device)
-    G, D = build_models(cfg, source.shape)
+    source = user.source(cfg, device) if callable(user.source) else (user.source or make_source(cfg, device))
+    if hasattr(source, "__len__") and len(source) < cfg.batch_size:
+        raise GankitError(f"the data set holds {len(source)} examples, fewer than one batch of {cfg.batch_size}; "
+                          "lower --batch-size")
+    if user.models is None:
+        check_training_memory(build_models, cfg, tuple(source.shape), device)
+    G, D = user.models or build_models(cfg, source.shape)
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
         if hasattr(G, "init_from_data") and hasattr(source, "data") and ckpt is None:
@@ -204,15 +243,19 @@ def make_scorer(cfg: Config, source, seeds: dict, dd: Dist) -> tuple[Scorer | No
 
 # ---------------------------------------------------------------------- 3. the training state
 def open_run(cfg: Config, run_dir: Path, parts: Components, ckpt: dict | None,
-             dd: Dist) -> tuple[TrainingState, MetricsLog]:
-    """Create the run directory (everything checkable has been checked), restore the
-    checkpoint's state, and write the configuration and what the run computes with."""
+             dd: Dist, lock: RunLock | None) -> tuple[TrainingState, MetricsLog]:
+    """Create the run directory (everything checkable has been checked) and lock it,
+    restore the checkpoint's state, and write the configuration and what the run computes
+    with."""
     t = parts.trainer
     if ckpt is None and dd.is_main:
         check_output_location(run_dir, sum(p.numel() for m in (t.G, t.D) for p in m.parameters()),
                               cfg.keep_checkpoints)
     if dd.is_main:
         create_run_dir(run_dir)
+        lock.acquire()
+        if ckpt is None:   # under the lock: another process may have started a run here meanwhile
+            check_new_run_dir(run_dir, locked=True)
     state = TrainingState(cfg, t, tuple(parts.source.shape), parts.runtime)
     log = MetricsLog(run_dir)
     if ckpt is not None:
@@ -228,7 +271,7 @@ def open_run(cfg: Config, run_dir: Path, parts: Components, ckpt: dict | None,
 
 # ---------------------------------------------------------------------- 4. the callbacks
 def make_callbacks(cfg: Config, run_dir: Path, parts: Components, state: TrainingState, log: MetricsLog,
-                   dd: Dist, progress: bool) -> list:
+                   dd: Dist, progress: bool, extra: list = ()) -> list:
     """Rank 0 draws, evaluates and writes; the other processes keep statistics and check
     the weights at rank 0's checkpoint steps. Order matters (see callbacks.py)."""
     source, seeds = parts.source, parts.seeds
@@ -250,12 +293,27 @@ def make_callbacks(cfg: Config, run_dir: Path, parts: Components, state: Trainin
                                   getattr(source, "value_range", None))
     if tb is not None:
         callbacks.append(tb)
+    callbacks += list(extra)   # the caller's: they see the row before it is written
     best = best_checkpoint(run_dir)
     callbacks += [writer, Progress(cfg.steps, enabled=progress),
                   Checkpointer(run_dir, cfg.checkpoint_every, state.state_dict, keep=cfg.keep_checkpoints,
                                best_metric=cfg.best_metric, lower_is_better=lower_is_better(cfg.best_metric),
                                best_so_far=float(load_checkpoint(best)["best"]["value"]) if best else None)]
     return callbacks
+
+
+def describe_run(run_dir: Path, cfg: Config, runtime: dict) -> str:
+    """The first line of a run's output: where it writes and what it computes with."""
+    chosen = " (chosen by auto)" if cfg.precision == "auto" else ""
+    kernels = ", CPU kernels on" if runtime.get("cpu_kernels") else ""
+    threads = f", {runtime['threads']} threads" if runtime["device"] == "cpu" else ""
+    return (f"run {run_dir}: device {runtime['device']}, precision {runtime['precision']}{chosen}{threads}"
+            f"{kernels}; TensorBoard: {tensorboard_note(run_dir)}")
+
+
+def tensorboard_note(run_dir: Path) -> str:
+    from .callbacks import tensorboard_available
+    return f"{run_dir / 'tensorboard'}" if tensorboard_available() else "off (pip install gankit[tensorboard])"
 
 
 # ---------------------------------------------------------------------- 5. the loop
@@ -284,7 +342,7 @@ def run_with_rollback(cfg: Config, run_dir: Path, state: TrainingState, log: Met
                 if writer is not None:
                     writer.rows = log.truncate(state.step)
                 trainer.scale_learning_rates(0.1 * float(good.get("lr_scale", 1.0)))
-                warn(f"gankit: {exc}; rolled back to {path.name} with learning rates x{trainer.lr_scale:g} "
+                logger.warning(f"{exc}; rolled back to {path.name} with learning rates x{trainer.lr_scale:g} "
                      f"(rollback {rollbacks} of 3)")
         interrupted = should_stop()  # a collective when distributed: every process asks
     dd.barrier()

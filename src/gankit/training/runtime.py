@@ -7,8 +7,8 @@ count, because both change how sums are rounded.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -91,18 +91,20 @@ def resolve_precision(cfg: Config, device: torch.device, G: torch.nn.Module) -> 
     return "bf16" if heavy and cpu_has_bf16() else "fp32"
 
 
-def apply_threads(cfg: Config, device: torch.device, saved_threads: int = 0, warn=None) -> int:
+def apply_threads(cfg: Config, device: torch.device, saved_threads: int = 0) -> int:
     """Set torch's CPU thread count for this run: ``--threads`` if given, else the count a
-    checkpoint saved (a resumed run sums as it did), else :func:`choose_threads`."""
+    checkpoint saved (a resumed run sums as it did), else torch's default, the same on every
+    run on this machine (reproducible: the thread count changes how convolutions sum), or
+    with ``--share-cores`` the count :func:`choose_threads` leaves to other processes."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     elif device.type == "cpu":
         threads = int(saved_threads or 0)
-        if not threads:
+        if not threads and cfg.share_cores:
             threads, note = choose_threads()
             if note:
-                (warn or (lambda m: print(m, file=sys.stderr)))(f"gankit: {note}")
-        torch.set_num_threads(threads)
+                logging.getLogger("gankit").info(note)
+        torch.set_num_threads(threads or torch.get_num_threads())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return torch.get_num_threads()
@@ -115,3 +117,49 @@ def is_convolutional(module: torch.nn.Module) -> bool:
 def memory_format(D: torch.nn.Module) -> torch.memory_format:
     """channels_last for convolutional models (oneDNN's and cuDNN's fast layout), else contiguous."""
     return torch.channels_last if is_convolutional(D) else torch.contiguous_format
+
+
+def estimate_training_bytes(build, cfg: Config, shape: tuple) -> tuple[int, int]:
+    """(parameters, bytes) a run of ``cfg`` needs, estimated without allocating: G and D are
+    built on torch's "meta" device (shapes only) and run on one meta batch, and the bytes
+    are 16 per parameter (weights, gradients, two Adam moments, in fp32) and 12 per
+    activation value (kept for the backward pass and its gradient, in fp32), D counted on a
+    real and a generated batch. (0, 0) when the model cannot run on the meta device."""
+    values = [0]
+
+    def count(module, inputs, output):
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            values[0] += output.numel()
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            G, D = build(cfg, shape)
+            hooks = [m.register_forward_hook(count) for net in (G, D) for m in net.modules()]
+            with torch.no_grad():
+                x = G(torch.zeros(cfg.batch_size, cfg.z_dim))
+                D(x)
+                D(x)
+            for h in hooks:
+                h.remove()
+    except Exception:  # noqa: BLE001 - a model that cannot run on meta tensors: no estimate
+        return 0, 0
+    params = sum(p.numel() for net in (G, D) for p in net.parameters())
+    return params, 16 * params + 12 * values[0]
+
+
+def check_training_memory(build, cfg: Config, shape: tuple, device: torch.device) -> None:
+    """Refuse, before allocating anything, a configuration whose models and batch would not
+    fit in the memory of the device (``--batch-size``, ``--hidden`` or ``--width`` far too
+    large)."""
+    params, need = estimate_training_bytes(build, cfg, shape)
+    if not need:
+        return
+    if device.type == "cuda":
+        avail = torch.cuda.mem_get_info(device)[0]
+    else:
+        from ..data.images import available_memory
+        avail = available_memory()
+    if avail is not None and need > 0.9 * avail:
+        raise GankitError(f"this configuration needs about {need / 2**30:,.1f} GiB ({params:,} parameters, batch "
+                          f"{cfg.batch_size}) and {avail / 2**30:,.1f} GiB are available on {device.type}; lower "
+                          "--batch-size, --hidden, --depth or --width")

@@ -1,0 +1,158 @@
+"""The stabilisers of later GANs, each a small piece that changes no objective: an EMA
+generator, spectral normalisation of D, zero-centred gradient penalties (R1, R2), packing
+(PacGAN) and differentiable augmentation (DiffAugment). The trainer (loop.py) calls them;
+docs/theory.md §6 states what each computes and tests/training/test_regularizers.py checks it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+# ---------------------------------------------------------------------- EMA generator
+class EMA:
+    """An exponential moving average of G's weights (stylegan2-ada's ``G_ema``).
+
+    After each G step, ``θ_ema ← β θ_ema + (1 − β) θ_g`` with ``β = 0.5^(m / h)``: ``h`` is
+    the half-life in images, ``ema_kimg · 1000``, ramped up early in training to at most
+    ``rampup`` times the images seen so far (so the average does not drag the first random
+    weights along). Buffers (BatchNorm's running statistics) are copied, not averaged."""
+
+    def __init__(self, G: nn.Module, kimg: float, rampup: float = 0.05):
+        self.G = G
+        self.kimg, self.rampup = float(kimg), float(rampup)
+        self.ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.images = 0
+
+    def beta(self, batch: int) -> float:
+        half_life = self.kimg * 1000.0
+        if self.rampup > 0:
+            half_life = min(half_life, self.images * self.rampup)
+        return 0.5 ** (batch / max(half_life, 1e-8))
+
+    @torch.no_grad()
+    def update(self, batch: int) -> None:
+        self.images += batch
+        b = self.beta(batch)
+        ema_p, g_p = list(self.ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in g_p], 1.0 - b)
+        for e, g in zip(self.ema.buffers(), self.G.buffers()):
+            e.copy_(g)
+
+    def state_dict(self) -> dict:
+        return {"model": self.ema.state_dict(), "images": self.images}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state["model"])
+        self.images = int(state["images"])
+
+
+# ---------------------------------------------------------------------- spectral normalisation
+def spectral_normalize(D: nn.Module) -> nn.Module:
+    """Divide every weight of D's linear and convolutional layers by its largest singular
+    value, estimated by one power iteration per forward pass (torch's parametrization,
+    Miyato et al. 2018). In place; returns D."""
+    for m in list(D.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(m, "parametrizations"):
+            nn.utils.parametrizations.spectral_norm(m)
+    return D
+
+
+# ---------------------------------------------------------------------- gradient penalties
+def gradient_penalty(D: nn.Module, x: torch.Tensor, autocast=None) -> torch.Tensor:
+    """``1/2 E_x ||∇_x f(x)||²`` (f: D's logit) on the batch ``x``, with a graph for its own
+    gradient (R1 on real data, R2 on generated data; Mescheder et al. 2018). The squared
+    norms are summed in float32 whatever the precision of D's forward pass."""
+    x = x.detach().requires_grad_(True)
+    ctx = autocast() if autocast is not None else torch.autocast(x.device.type, enabled=False)
+    with ctx:
+        logits = D(x).float()
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return 0.5 * grad.float().square().flatten(1).sum(1).mean()
+
+
+# ---------------------------------------------------------------------- packing
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packing: ``m`` consecutive examples concatenated into one, along features
+    (vectors) or channels (images): [n, ...] -> [n/m, m·...]."""
+    if m == 1:
+        return x
+    n = x.shape[0]
+    assert n % m == 0, f"a batch of {n} does not split into packs of {m}"
+    if x.ndim == 4:
+        return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+    return x.reshape(n // m, -1)
+
+
+def packed_shape(shape: tuple, m: int) -> tuple:
+    """The shape D judges when it takes packs of ``m`` examples of ``shape``."""
+    if m == 1:
+        return tuple(shape)
+    return (m * shape[0], *shape[1:]) if len(shape) == 3 else (m * math.prod(shape),)
+
+
+# ---------------------------------------------------------------------- DiffAugment
+POLICIES = ("color", "translation", "cutout")
+
+
+def parse_policy(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else []
+
+
+def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): the same kinds of random, differentiable transforms
+    for every image D sees, real or generated: ``color`` (brightness, saturation, contrast),
+    ``translation`` (by up to 1/8 of the size, zero-filled) and ``cutout`` (a zeroed square
+    of half the size). Draws from ``generator`` (a run's own stream, for exact resume)."""
+    if x.ndim != 4 or not policy:
+        return x
+    for p in policy:
+        x = _AUGMENTS[p](x, generator)
+    return x
+
+
+def _rand(x: torch.Tensor, generator, *shape) -> torch.Tensor:
+    dev = generator.device if generator is not None else x.device
+    return torch.rand(*shape, generator=generator, device=dev).to(x.device, x.dtype)
+
+
+def _color(x, g):
+    n = x.shape[0]
+    x = x + (_rand(x, g, n, 1, 1, 1) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_rand(x, g, n, 1, 1, 1) * 2) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_rand(x, g, n, 1, 1, 1) + 0.5) + mean
+
+
+def _translation(x, g, ratio: float = 0.125):
+    n, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    dy = (_rand(x, g, n) * (2 * sh + 1)).floor().long().clamp(max=2 * sh) - sh
+    dx = (_rand(x, g, n) * (2 * sw + 1)).floor().long().clamp(max=2 * sw) - sw
+    ys = (torch.arange(h, device=x.device)[None, :] - dy[:, None]).clamp(-1, h)
+    xs = (torch.arange(w, device=x.device)[None, :] - dx[:, None]).clamp(-1, w)
+    padded = F.pad(x, (1, 1, 1, 1))                       # index -1 and h land on zeros
+    rows = padded[torch.arange(n, device=x.device)[:, None, None], :, (ys + 1)[:, :, None], (xs + 1)[:, None, :]]
+    return rows.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+        memory_format=torch.channels_last) else rows.permute(0, 3, 1, 2).contiguous()
+
+
+def _cutout(x, g, ratio: float = 0.5):
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = (_rand(x, g, n) * (h + 1 - ch % 2)).floor().long()
+    cx = (_rand(x, g, n) * (w + 1 - cw % 2)).floor().long()
+    ys = torch.arange(h, device=x.device)[None, :, None]
+    xs = torch.arange(w, device=x.device)[None, None, :]
+    inside = ((ys - cy[:, None, None] + ch // 2).clamp(0) < ch) & (ys >= cy[:, None, None] - ch // 2) & \
+             ((xs - cx[:, None, None] + cw // 2).clamp(0) < cw) & (xs >= cx[:, None, None] - cw // 2)
+    return x * (~inside)[:, None].to(x.dtype)
+
+
+_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}

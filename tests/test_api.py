@@ -1,0 +1,130 @@
+"""The Python API: gankit.train(...) -> Run, Run.open, sampling and evaluating from Python,
+the caller's own modules, data and callbacks, logging, and re-running into one place."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gankit
+from gankit import Callback, GankitError, Run
+
+
+def test_train_returns_a_run_with_models_samples_and_scores(tmp_path):
+    run = gankit.train(data="ring8", steps=60, eval_every=30, out=tmp_path / "r", progress=False)
+    assert isinstance(run, Run) and run.step == 60 and run.config.steps == 60
+    assert isinstance(run.G, nn.Module) and isinstance(run.D, nn.Module) and not run.G.training
+    x = run.sample(500, seed=3)
+    assert x.shape == (500, 2) and x.dtype == torch.float32
+    assert torch.equal(x, run.sample(500, seed=3)) and not torch.equal(x, run.sample(500, seed=4))
+    scores = run.evaluate(["modes"], n=500)
+    assert 0 <= scores["modes"] <= 8 and 0.0 <= scores["high_quality"] <= 1.0
+    assert run.last_row["step"] == 60 and "modes" in run.last_row
+    again = Run.open(tmp_path / "r")
+    assert torch.equal(again.sample(500, seed=3), x)      # the same samples from a reopened run
+
+
+def test_image_samples_are_in_the_unit_interval(tmp_path):
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    run = gankit.train(data=images, model="dcgan", width=8, z_dim=16, batch_size=16, steps=4, eval_every=0,
+                       out=tmp_path / "r", progress=False)
+    x = run.sample(10)
+    assert x.shape == (10, 1, 28, 28) and 0.0 <= x.min() and x.max() <= 1.0
+    assert run.config.data == "python"
+
+
+class PointsG(nn.Module):
+    def __init__(self, z_dim=4, d=3):
+        super().__init__()
+        self.z_dim, self.out_shape = z_dim, (d,)
+        self.net = nn.Sequential(nn.Linear(z_dim, 32), nn.ReLU(), nn.Linear(32, d))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class PointsD(nn.Module):
+    def __init__(self, d=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+def test_own_modules_data_and_callbacks(tmp_path):
+    """Your own G and D, points of your own (standardised for training, samples back in
+    their units) and a callback that sees every step and adds to the logged rows."""
+    rng = np.random.default_rng(0)
+    points = rng.normal([100.0, -5.0, 0.0], [10.0, 0.1, 1.0], size=(2000, 3))
+
+    class Count(Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, trainer, step, stats, row):
+            self.steps.append(step)
+            if row:
+                row["my_value"] = float(step)
+
+    cb = Count()
+    G, D = PointsG(), PointsD()
+    run = gankit.train(generator=G, discriminator=D, data=torch.tensor(points), callbacks=[cb], steps=300,
+                       z_dim=4, batch_size=128, lr_g=2e-3, lr_d=2e-3, log_every=100, eval_every=0,
+                       out=tmp_path / "r", progress=False)
+    assert cb.steps == list(range(1, 301)) and run.last_row["my_value"] == 300.0
+    assert run.G is G and run.config.model == "custom"
+    x = run.sample(4000).numpy()
+    assert np.allclose(x.mean(0), points.mean(0), atol=np.array([5.0, 0.1, 0.5]))   # in the data's units
+    assert 2.0 < x[:, 0].std() < 30.0
+    with pytest.raises(GankitError, match="generator=G, discriminator=D"):
+        Run.open(tmp_path / "r").sample(3)
+    assert Run.open(tmp_path / "r", PointsG(), PointsD()).sample(5).shape == (5, 3)
+
+
+def test_a_dataset_of_images_with_labels(tmp_path):
+    images = torch.rand(48, 1, 28, 28)
+    ds = torch.utils.data.TensorDataset(images, torch.zeros(48, dtype=torch.long))
+    run = gankit.train(data=ds, model="dcgan", width=8, z_dim=16, batch_size=16, steps=2, eval_every=0,
+                       out=tmp_path / "r", progress=False)
+    assert run.step == 2 and run.sample(2).shape == (2, 1, 28, 28)
+
+
+def test_rerunning_into_one_place_is_an_explicit_choice(tmp_path):
+    out = tmp_path / "r"
+    gankit.train(steps=10, eval_every=0, out=out, progress=False)
+    with pytest.raises(GankitError, match="already holds a run"):
+        gankit.train(steps=10, eval_every=0, out=out, progress=False)
+    run = gankit.train(steps=12, eval_every=0, out=out, overwrite=True, progress=False, lr_schedule="constant")
+    assert run.step == 12
+    more = gankit.train(out=out, resume=True, steps=20, progress=False)
+    assert more.step == 20
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(GankitError, match="not one"):
+        gankit.train(steps=10, out=tmp_path / "mine", overwrite=True, progress=False)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_messages_go_through_logging(tmp_path, capsys):
+    """A library user silences gankit with the logging module; progress=False stops the
+    progress lines."""
+    run = gankit.train(steps=10, eval_every=0, out=tmp_path / "r", progress=False)
+    path = run.checkpoints()[-1]
+    path.write_bytes(path.read_bytes()[:50])                     # damage the newest checkpoint
+    (tmp_path / "r" / "checkpoints" / "step_000005.pt").write_bytes(b"x")
+    logger = logging.getLogger("gankit")
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        capsys.readouterr()
+        with pytest.raises(GankitError, match="damaged"):
+            Run.open(tmp_path / "r").sample(2)
+        assert capsys.readouterr().err == ""
+    finally:
+        logger.setLevel(old)
+    gankit.train(steps=10, eval_every=0, out=tmp_path / "q", progress=False)
+    out = capsys.readouterr()
+    assert out.out == ""

@@ -6,6 +6,8 @@ writes the table to ``benchmarks/results/toy_modes.json``.
 
     python benchmarks/toy_modes.py                       # ring8 and grid25, seeds 0 1 2
     python benchmarks/toy_modes.py --data ring8 --seeds 0 1 2 3 4 5 6 7 8 9
+    python benchmarks/toy_modes.py --preset grid25 --data grid25 --seeds 0 1 2 3 4 5 6 7 8 9
+    python benchmarks/toy_modes.py --data grid25 --set pack=4 r1=0.1  # any options on top
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit import Config, train
+from gankit.config import load_preset
 from gankit.data import get_distribution
 
 try:
@@ -44,8 +47,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["ring8", "grid25"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--preset", default=None, help="start from a shipped preset")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="options on top (YAML values)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "toy_modes.json"))
     args = ap.parse_args()
+    import yaml
+    options = dict(load_preset(args.preset)) if args.preset else {}
+    options.update({k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)})
 
     results = {}
     for data in args.data:
@@ -53,7 +61,8 @@ def main() -> None:
         for seed in args.seeds:
             tmp = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
             t0 = time.perf_counter()
-            r = train(Config(data=data, seed=seed, eval_every=0), out=tmp / "run", progress=False)
+            cfg = Config.from_dict({**options, "data": data, "seed": seed, "eval_every": 0})
+            r = train(cfg, out=tmp / "run", progress=False)
             secs = time.perf_counter() - t0
             row = {"seed": seed, "modes": r.last_row["modes"],
                    "num_modes": get_distribution(data).num_components, "high_quality": r.last_row["high_quality"],
@@ -67,7 +76,8 @@ def main() -> None:
         m, hq, kl = summary["modes"], summary["high_quality"], summary["reverse_kl"]
         print(f"{data}: modes {m[0]:.2f} ± {m[1]:.2f}, high quality {hq[0]:.1%} ± {hq[1]:.1%}, "
               f"reverse KL {kl[0]:.3f} ± {kl[1]:.3f}  (mean ± s.e. over {len(rows)} seeds)", flush=True)
-    write_json(args.out, {"config": Config().to_dict(), "results": results})
+    write_json(args.out, {"config": Config.from_dict({**options, "data": args.data[0]}).to_dict(),
+                          "preset": args.preset, "set": args.set, "results": results})
     print(f"wrote {args.out}")
 
 

@@ -63,6 +63,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                    help="which checkpoint: the newest intact one (default), best.pt, or a file")
+    p.add_argument("--weights", default="auto", choices=("auto", "ema", "raw"),
+                   help="the generator: ema (the EMA generator), raw (G as trained), or auto: ema when the run "
+                        "has one (default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +196,7 @@ def _cmd_sample(args) -> int:
     from .runs import sample
 
     path = sample(args.run, args.n, args.out, seed=args.seed, interpolate=args.interpolate,
-                  checkpoint=args.checkpoint)
+                  checkpoint=args.checkpoint, weights=args.weights)
     print(f"wrote {'a latent walk' if args.interpolate else f'{args.n} samples'} to {path}")
     return 0
 
@@ -253,7 +256,7 @@ def _cmd_eval(args) -> int:
     from .runs import evaluate_run
 
     r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
-                     checkpoint=args.checkpoint)
+                     checkpoint=args.checkpoint, weights=args.weights)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -293,7 +296,7 @@ def _cmd_bench(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_generator
 
-    print(f"wrote {export_generator(args.run, args.out, args.checkpoint)}")
+    print(f"wrote {export_generator(args.run, args.out, args.checkpoint, args.weights)}")
     return 0
 
 

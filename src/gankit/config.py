@@ -34,8 +34,9 @@ RESIZE_POLICIES = ("none", "resize", "center-crop")
 CPU_KERNELS = ("auto", "off")
 ON_DIVERGENCE = ("stop", "rollback")
 
-GROUPS = ("data", "model", "objective and update rule", "optimiser and schedule", "precision and hardware",
-          "logging, evaluation and checkpoints")
+GROUPS = ("data", "model", "objective and update rule", "stabilisers", "optimiser and schedule",
+          "precision and hardware", "logging, evaluation and checkpoints")
+AUGMENTS = ("color", "translation", "cutout")
 
 
 def _whole(v: Any) -> bool:
@@ -105,6 +106,24 @@ class Config:
     reuse_fake: bool = option(False, "objective and update rule",
                               "k = 1: the G step reuses the D step's samples G(z) (the same update, one G forward "
                               "less)")
+    # ---------------------------------------------------------------- stabilisers (none changes the objective)
+    ema_kimg: float = option(0.0, "stabilisers", "EMA generator: half-life of the average of G's weights in "
+                             "thousands of images (0: none); samples, metrics and pictures then use it",
+                             rule=NON_NEGATIVE_NUMBER)
+    ema_rampup: float = option(0.05, "stabilisers", "EMA ramp-up: the half-life is at most this times the images "
+                               "seen so far (0: none)", rule=NON_NEGATIVE_NUMBER)
+    spectral_norm: bool = option(False, "stabilisers", "divide each weight of D by its largest singular value "
+                                 "(power iteration; Miyato et al. 2018)")
+    r1: float = option(0.0, "stabilisers", "γ of the zero-centred gradient penalty on real data, "
+                       "γ/2 E||∇f(x)||² (0: none)", rule=NON_NEGATIVE_NUMBER)
+    r2: float = option(0.0, "stabilisers", "γ of the same penalty on generated data (0: none)",
+                       rule=NON_NEGATIVE_NUMBER)
+    reg_every: int = option(1, "stabilisers", "lazy regularisation: the penalties every N D steps, weighted γ·N",
+                            rule=POSITIVE)
+    pack: int = option(1, "stabilisers", "PacGAN: D judges packs of this many examples, all real or all "
+                       "generated (batch_size stays the examples per batch)", rule=POSITIVE)
+    augment: str = option("", "stabilisers", "DiffAugment policy for images, comma-separated: color, translation, "
+                          "cutout (applied to everything D sees)", metavar="POLICY")
     # ---------------------------------------------------------------- optimiser and schedule
     batch_size: int = option(256, "optimiser and schedule", "minibatch size m, for data and for noise",
                              rule=POSITIVE)
@@ -177,6 +196,7 @@ class Config:
         if self.update == "simultaneous" and self.precision == "fp16":
             raise GankitError("update simultaneous does not support fp16 loss scaling: use --precision bf16 or fp32")
         check_device_name(self.device)
+        self.validate_stabilisers()
         if not isinstance(self.metrics, str):
             raise GankitError(f"metrics must be a comma-separated string, got {shorten(self.metrics)}")
         parse_metric_list(self.metrics)
@@ -184,6 +204,15 @@ class Config:
         if self.best_metric and self.best_metric not in outputs:
             raise GankitError(f"best_metric must be one of {', '.join(outputs)}, got {shorten(self.best_metric)}")
         return self
+
+    def validate_stabilisers(self) -> None:
+        bad = [p for p in self.augment.split(",") if p.strip() and p.strip() not in AUGMENTS]
+        if bad:
+            raise GankitError(f"augment takes {', '.join(AUGMENTS)}, comma-separated; got {shorten(bad[0])}")
+        if self.batch_size % self.pack:
+            raise GankitError(f"batch_size {self.batch_size} must be a multiple of pack {self.pack}")
+        if self.update == "simultaneous" and (self.r1 or self.r2):
+            raise GankitError("the gradient penalties (r1, r2) need alternating updates (--update alternating)")
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

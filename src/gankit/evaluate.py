@@ -222,7 +222,8 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
         raise GankitError(f"--n must be a whole number of at least 2, got {n}")
     check_sample_memory(n, tuple(G.out_shape), "an evaluation")
     scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
-    results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name, "n": n,
+    results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name,
+               "weights": run.weights, "n": n,
                **scorer.score(G), **scorer.info}
     if write:
         write_json(Path(run.path) / EVAL, results)

@@ -57,6 +57,7 @@ class Run:
     models: tuple | None = field(default=None, repr=False)   # the caller's own (G, D) modules, if any
     data_state: dict = field(default_factory=dict, repr=False)
     interrupted: bool = False                                  # set by gankit.train: a signal stopped it
+    weights: str = "raw"                                       # the loaded G: "ema" or "raw"
 
     @classmethod
     def open(cls, path: str | Path, generator: torch.nn.Module | None = None,
@@ -100,8 +101,12 @@ class Run:
             return best, load_checkpoint(best, device)
         return Path(which), load_checkpoint(Path(which), device)
 
-    def load(self, which: str | Path = "latest", device: str | torch.device = "cpu") -> "Run":
-        """Build G and D from a checkpoint, with the configuration they were trained with."""
+    def load(self, which: str | Path = "latest", device: str | torch.device = "cpu", weights: str = "auto") -> "Run":
+        """Build G and D from a checkpoint, with the configuration they were trained with.
+        ``weights``: ``ema`` (the EMA generator), ``raw`` (G as trained), or ``auto``: the EMA
+        generator when the run has one."""
+        if weights not in ("auto", "ema", "raw"):
+            raise GankitError(f"weights must be auto, ema or raw, got {weights!r}")
         path, ckpt = self.checkpoint(which, device)
         cfg = Config.from_dict(ckpt["config"], source=f"the configuration inside {display(path)}")
         differ = [f.name for f in fields(Config)
@@ -112,6 +117,13 @@ class Run:
         G, D = self.models or build_models(cfg, tuple(ckpt["data_shape"]))
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
+        if weights == "ema" and "G_ema" not in ckpt:
+            raise GankitError(f"{display(path)} has no EMA generator (train with --ema-kimg to keep one); "
+                              "use --weights raw")
+        self.weights = "ema" if "G_ema" in ckpt and weights != "raw" else "raw"
+        if self.weights == "ema":
+            G.load_state_dict(ckpt["G_ema"]["model"])
+            log.info(f"using the EMA generator of {path.name} (--weights raw for G as trained)")
         self.G, self.D = G.to(device).eval(), D.to(device).eval()
         self.step, self.trained_config, self.checkpoint_path = int(ckpt["step"]), cfg, path
         self.data_state = ckpt.get("data_state") or {}
@@ -158,7 +170,7 @@ class Run:
 
 
 def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool = False,
-           checkpoint: str = "latest") -> Path:
+           checkpoint: str = "latest", weights: str = "auto") -> Path:
     """Write samples of a run's generator to ``out``.
 
     Images: ``.png`` a grid of ``n`` samples, ``.npy`` an array [n, C, H, W] of floats in
@@ -174,7 +186,7 @@ def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpo
         raise GankitError(f"--out must end in .npy or .png, got {display(out)}")
     if not out.parent.exists():
         raise GankitError(f"the folder of --out, {display(out.parent)}, does not exist")
-    run = Run.open(run_path).load(checkpoint)
+    run = Run.open(run_path).load(checkpoint, weights=weights)
     cfg, G = run.trained_config, run.G
     if interpolate:
         if not run.is_image:
@@ -231,11 +243,13 @@ def _save_picture(run: Run, x: torch.Tensor, out: Path, nrow: int | None = None)
     return out
 
 
-def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None,
-                 seed: int = 0, write: bool = True, precision: str = "fp32", checkpoint: str = "latest") -> dict:
-    """Score a checkpoint of a run (the newest by default) with
-    :func:`gankit.evaluate.score_run`; write ``RUN/eval.json``; return the results."""
-    return score_run(Run.open(run_path).load(checkpoint), metrics, n, extractor, seed, write, precision)
+def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
+                 write: bool = True, precision: str = "fp32", checkpoint: str = "latest",
+                 weights: str = "auto") -> dict:
+    """Score a checkpoint of a run (the newest by default; its EMA generator when it has one)
+    with :func:`gankit.evaluate.score_run`; write ``RUN/eval.json``; return the results."""
+    return score_run(Run.open(run_path).load(checkpoint, weights=weights), metrics, n, extractor, seed, write,
+                     precision)
 
 
 def info(run_path: str | Path) -> dict:

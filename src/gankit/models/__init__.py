@@ -49,8 +49,17 @@ MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST m
 
 
 def build_models(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """Build G and D for ``cfg.model``, initialised from the current global torch RNG."""
-    return MODELS.get(cfg.model)(cfg, tuple(data_shape))
+    """Build G and D for ``cfg.model``, initialised from the current global torch RNG; with
+    ``pack`` > 1, D for packs of that many examples; with ``spectral_norm``, D's weights
+    spectrally normalised."""
+    from ..training.regularizers import packed_shape, spectral_normalize
+    build = MODELS.get(cfg.model)
+    G, D = build(cfg, tuple(data_shape))
+    if getattr(cfg, "pack", 1) > 1:
+        D = build(cfg, packed_shape(tuple(data_shape), cfg.pack))[1]
+    if getattr(cfg, "spectral_norm", False):
+        spectral_normalize(D)
+    return G, D
 
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator",

@@ -98,7 +98,7 @@ class LowDimEvaluator(Callback):
     def on_step_end(self, trainer, step, stats, row) -> None:
         if _due(step, self.every, self.until):  # every = 0: only the last step
             row.setdefault("step", step)
-            row.update(self.evaluate(trainer.G))
+            row.update(self.evaluate(trainer.G_sample))
             if np.isfinite(self.last_samples).all():
                 if self._snapshot is None:
                     from ..viz.snapshot import SamplesSnapshot
@@ -111,8 +111,8 @@ class LowDimEvaluator(Callback):
         return self.dist.log_prob(pts).numpy()
 
     def on_end(self, trainer, step) -> None:
-        write_lowdim_pictures(self.run_dir, trainer.G, trainer.D, self.dist,
-                              self.last_samples if self.last_samples is not None else self.generate(trainer.G),
+        write_lowdim_pictures(self.run_dir, trainer.G_sample, trainer.D, self.dist,
+                              self.last_samples if self.last_samples is not None else self.generate(trainer.G_sample),
                               self.metrics_rows(), step)
 
 
@@ -125,10 +125,13 @@ def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: 
     device = next(D.parameters()).device
 
     def d_of(pts: np.ndarray) -> np.ndarray:
+        """D(x) on points; a D that judges packs of M examples (PacGAN) judges M copies of x."""
         was = D.training
         D.eval()
+        x = torch.as_tensor(pts, dtype=torch.float32, device=device)
+        copies = getattr(D, "in_shape", (x.shape[1],))[0] // x.shape[1]
         with torch.no_grad():
-            out = torch.sigmoid(D(torch.as_tensor(pts, dtype=torch.float32, device=device))).float().cpu().numpy()
+            out = torch.sigmoid(D(x.repeat(1, max(copies, 1)))).float().cpu().numpy()
         D.train(was)
         return out
 
@@ -209,7 +212,7 @@ class MetricsEvaluator(Callback):
     def on_step_end(self, trainer, step, stats, row) -> None:
         if _due(step, self.every, self.until):  # every = 0: only the last step
             row.setdefault("step", step)
-            row.update({k: v for k, v in self.scorer.score(trainer.G).items() if k != "num_modes"})
+            row.update({k: v for k, v in self.scorer.score(trainer.G_sample).items() if k != "num_modes"})
 
 
 def check_finite_weights(states: dict, step: int) -> None:
@@ -293,11 +296,11 @@ class ImageSampler(Callback):
     def on_step_end(self, trainer, step, stats, row) -> None:
         if _due(step, self.every, self.until):  # every = 0: only the last step
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            self.grid(trainer.G, self.run_dir / "samples" / f"step_{step:06d}.png")
+            self.grid(trainer.G_sample, self.run_dir / "samples" / f"step_{step:06d}.png")
 
     def on_end(self, trainer, step) -> None:
         from ..viz.plots import plot_losses
-        self.grid(trainer.G, self.run_dir / "samples.png")
+        self.grid(trainer.G_sample, self.run_dir / "samples.png")
         plot_losses(self.run_dir / "losses.png", self.metrics_rows())
 
 
@@ -331,11 +334,13 @@ class TensorBoardLogger(Callback):
             with torch.no_grad():
                 was = trainer.D.training
                 trainer.D.eval()
-                x = trainer.data.peek(256, torch.Generator(trainer.data_generator.device).manual_seed(self.seed))
-                fake = generate(trainer.G, x.shape[0], self.z_dim, self.noise, self.seed)
+                look = torch.Generator(trainer.data_generator.device).manual_seed(self.seed)
+                x = trainer.data.peek(256 - 256 % trainer.stab.pack, look)
+                fake = generate(trainer.G_sample, x.shape[0], self.z_dim, self.noise, self.seed)
                 dev = next(trainer.D.parameters()).device
-                self.writer.add_histogram("D(x)/real", torch.sigmoid(trainer.D(x.to(dev))).float().cpu(), step)
-                self.writer.add_histogram("D(x)/fake", torch.sigmoid(trainer.D(fake.to(dev))).float().cpu(), step)
+                judge = lambda t: torch.sigmoid(trainer.D(trainer.stab.d_view(t.to(dev)))).float().cpu()  # noqa: E731
+                self.writer.add_histogram("D(x)/real", judge(x), step)
+                self.writer.add_histogram("D(x)/fake", judge(fake), step)
                 trainer.D.train(was)
             if fake.ndim == 4:
                 from ..viz.grid import make_grid

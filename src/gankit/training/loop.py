@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 
 from .. import objectives
 from ..sampling import sample_noise
+from .regularizers import Stabilizers
 
 
 class DataSource(Protocol):
@@ -115,6 +116,7 @@ class GANTrainer:
     dist: object = None              # training.distributed.Dist: this rank's slice of each global batch
     G_train: nn.Module | None = None  # G as updated (DDP-wrapped when distributed); G itself otherwise
     D_train: nn.Module | None = None
+    stab: Stabilizers = field(default_factory=Stabilizers)  # EMA, packing, augmentation, R1/R2
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
@@ -164,8 +166,15 @@ class GANTrainer:
         """This process's part of ``m`` fresh noise vectors (all of them when alone)."""
         return self._shard(sample_noise(m, self.z_dim, self.noise, self.noise_generator))
 
-    def discriminator_step(self) -> tuple[torch.Tensor, ...]:
-        """One update of D on a fresh data minibatch and fresh noise, G fixed."""
+    @property
+    def G_sample(self) -> nn.Module:
+        """The generator to draw samples from: the EMA generator when there is one."""
+        return self.stab.ema.ema if self.stab.ema is not None else self.G
+
+    def discriminator_step(self, j: int = 0) -> tuple[torch.Tensor, ...]:
+        """One update of D (the ``j``-th of this iteration) on a fresh data minibatch and
+        fresh noise, G fixed. With stabilisers, D judges augmented and packed batches and its
+        loss carries the due gradient penalties (the returned L_D does not)."""
         m = self.batch_size
         z = self.noise_batch(m)
         x = self._shard(self.data.next(m, self.data_generator))
@@ -175,12 +184,14 @@ class GANTrainer:
         with self._autocast():
             with torch.set_grad_enabled(keep):
                 fake = (self.G_train if keep else self.G)(z)
-            real_logits = self.D_train(x).float()
-            fake_logits = self.D_train(fake.detach()).float()
+            real_in, fake_in = self.stab.d_view(x), self.stab.d_view(fake.detach())
+            real_logits = self.D_train(real_in).float()
+            fake_logits = self.D_train(fake_in).float()
         self._fake = fake if keep else None
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
+        penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast)
         self.opt_d.zero_grad(set_to_none=True)
-        self._backward_step(loss_d, self.opt_d)
+        self._backward_step(loss_d if penalty is None else loss_d + penalty, self.opt_d)
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
 
     def generator_step(self) -> torch.Tensor:
@@ -195,7 +206,7 @@ class GANTrainer:
             with self._autocast():
                 if fake is None:
                     fake = self.G_train(self.noise_batch(self.batch_size))
-                fake_logits = self.D(fake).float()
+                fake_logits = self.D(self.stab.d_view(fake)).float()
             loss_g = objectives.generator_loss(fake_logits, self.loss)
             self.opt_g.zero_grad(set_to_none=True)
             self._backward_step(loss_g, self.opt_g)
@@ -218,8 +229,8 @@ class GANTrainer:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             fake = self.G_train(z)
-            real_logits = self.D_train(x).float()
-            fake_logits = self.D_train(fake).float()
+            real_logits = self.D_train(self.stab.d_view(x)).float()
+            fake_logits = self.D_train(self.stab.d_view(fake)).float()
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         loss_g = objectives.generator_loss(fake_logits, self.loss)
         self.opt_d.zero_grad(set_to_none=True)
@@ -241,9 +252,11 @@ class GANTrainer:
         if self.update == "simultaneous":
             loss_d, real_logits, fake_logits, loss_g = self.simultaneous_step()
         else:
-            for _ in range(self.k):
-                loss_d, real_logits, fake_logits = self.discriminator_step()
+            for j in range(self.k):
+                loss_d, real_logits, fake_logits = self.discriminator_step(j)
             loss_g = self.generator_step()  # D is frozen here: its gradients stay those of its last step
+        if self.stab.ema is not None:
+            self.stab.ema.update(self.batch_size)
         if with_grad_norms:
             grad_norm_d, grad_norm_g = _grad_norm(self.D), _grad_norm(self.G)
         self.step_count += 1

@@ -8,10 +8,42 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass
+class Stabilizers:
+    """The stabilisers a trainer applies (all off by default)."""
+
+    pack: int = 1                                   # PacGAN: D judges packs of this many examples
+    augment: tuple = ()                             # DiffAugment policy: color, translation, cutout
+    augment_generator: torch.Generator | None = None
+    r1: float = 0.0                                 # γ of the R1 penalty on real data
+    r2: float = 0.0                                 # γ of the R2 penalty on generated data
+    reg_every: int = 1                              # lazy regularisation: every N D steps, weight γ·N
+    ema: "EMA | None" = None
+
+    def d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of a batch: augmented (images), then packed."""
+        if self.augment:
+            x = diff_augment(x, list(self.augment), self.augment_generator)
+        return pack(x, self.pack)
+
+    def penalty(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor, d_step: int,
+                autocast=None) -> torch.Tensor | None:
+        """``reg_every · (γ1 R1 + γ2 R2)`` on D's inputs when D step ``d_step`` is due, else None."""
+        if not (self.r1 or self.r2) or d_step % self.reg_every:
+            return None
+        total = 0.0
+        if self.r1:
+            total = total + self.r1 * gradient_penalty(D, real_in, autocast)
+        if self.r2:
+            total = total + self.r2 * gradient_penalty(D, fake_in, autocast)
+        return self.reg_every * total
 
 
 # ---------------------------------------------------------------------- EMA generator
@@ -67,13 +99,16 @@ def spectral_normalize(D: nn.Module) -> nn.Module:
 def gradient_penalty(D: nn.Module, x: torch.Tensor, autocast=None) -> torch.Tensor:
     """``1/2 E_x ||∇_x f(x)||²`` (f: D's logit) on the batch ``x``, with a graph for its own
     gradient (R1 on real data, R2 on generated data; Mescheder et al. 2018). The squared
-    norms are summed in float32 whatever the precision of D's forward pass."""
+    norms are summed in float32 (float64 for float64 inputs) whatever the precision of D's
+    forward pass."""
     x = x.detach().requires_grad_(True)
     ctx = autocast() if autocast is not None else torch.autocast(x.device.type, enabled=False)
     with ctx:
-        logits = D(x).float()
+        logits = D(x)
+    logits = logits if logits.dtype == torch.float64 else logits.float()
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return 0.5 * grad.float().square().flatten(1).sum(1).mean()
+    grad = grad if grad.dtype == torch.float64 else grad.float()
+    return 0.5 * grad.square().flatten(1).sum(1).mean()
 
 
 # ---------------------------------------------------------------------- packing

@@ -57,6 +57,7 @@ from .checkpoint import load_checkpoint, load_latest_good
 from .distributed import Dist, init_from_env, shutdown, wrap
 from .loop import GANTrainer, run_loop
 from .optim import make_optimizer, make_schedule
+from .regularizers import EMA, Stabilizers
 from .runtime import (
     apply_threads,
     check_training_memory,
@@ -210,10 +211,20 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                          cfg.k, cfg.batch_size, cfg.z_dim, cfg.noise, gens["data"], gens["noise"],
                          schedule=make_schedule(cfg), precision=precision, channels_last=is_convolutional(D),
                          reuse_fake=cfg.reuse_fake, update=cfg.update, dist=dd,
-                         G_train=wrap(G, dd, device), D_train=wrap(D, dd, device))
+                         G_train=wrap(G, dd, device), D_train=wrap(D, dd, device),
+                         stab=make_stabilizers(cfg, G, device, seeds))
     runtime = {"device": str(device), "precision": precision, "threads": threads, "cpu_kernels": kernels,
                "processes": dd.world}
     return Components(source, trainer, runtime, seeds, scorer, metrics)
+
+
+def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seeds: dict) -> Stabilizers:
+    """EMA, packing, augmentation and gradient penalties as configured (all off by default);
+    augmentation draws from its own stream (saved in checkpoints)."""
+    policy = tuple(p.strip() for p in cfg.augment.split(",") if p.strip())
+    return Stabilizers(pack=cfg.pack, augment=policy, r1=cfg.r1, r2=cfg.r2, reg_every=cfg.reg_every,
+                       augment_generator=torch.Generator(device).manual_seed(seeds["augment"]) if policy else None,
+                       ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None)
 
 
 def make_scorer(cfg: Config, source, seeds: dict, dd: Dist) -> tuple[Scorer | None, list]:

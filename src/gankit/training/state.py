@@ -24,8 +24,9 @@ from .loop import GANTrainer
 
 def derive_seeds(seed: int) -> dict[str, int]:
     """Independent seeds for each random stream of a run, derived from the one seed."""
-    s = np.random.SeedSequence(seed).generate_state(4, dtype=np.uint64)
-    return {"init": int(s[0] >> 1), "data": int(s[1] >> 1), "noise": int(s[2] >> 1), "eval": int(s[3] >> 1)}
+    s = np.random.SeedSequence(seed).generate_state(5, dtype=np.uint64)   # a prefix of the same stream for 4
+    return {"init": int(s[0] >> 1), "data": int(s[1] >> 1), "noise": int(s[2] >> 1), "eval": int(s[3] >> 1),
+            "augment": int(s[4] >> 1)}
 
 
 def seed_globals(seed: int, init_seed: int) -> None:
@@ -56,7 +57,10 @@ class TrainingState:
         return self.trainer.step_count
 
     def generators(self) -> dict[str, torch.Generator]:
-        return {"data": self.trainer.data_generator, "noise": self.trainer.noise_generator}
+        gens = {"data": self.trainer.data_generator, "noise": self.trainer.noise_generator}
+        if self.trainer.stab.augment_generator is not None:
+            gens["augment"] = self.trainer.stab.augment_generator
+        return gens
 
     def state_dict(self) -> dict:
         t = self.trainer
@@ -74,6 +78,7 @@ class TrainingState:
             "cpu_kernels": bool(self.runtime.get("cpu_kernels", False)),
             "lr_scale": t.lr_scale,
             "scaler": t.scaler.state_dict() if t.scaler is not None else {},
+            **({"G_ema": t.stab.ema.state_dict()} if t.stab.ema is not None else {}),
         }
 
     def load_state_dict(self, ck: dict) -> None:
@@ -86,6 +91,8 @@ class TrainingState:
         t.opt_d.load_state_dict(ck["opt_d"])
         if t.scaler is not None and ck.get("scaler"):
             t.scaler.load_state_dict(ck["scaler"])
+        if t.stab.ema is not None:
+            t.stab.ema.load_state_dict(ck["G_ema"])
         t.data.load_state_dict(ck["data_state"])
         set_rng_state(ck["rng"], self.generators())
         t.step_count = int(ck["step"])

@@ -18,13 +18,14 @@ silences them; ``progress=False`` turns the progress lines off.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, with_model_defaults
 from .data import ImageSource, PointsSource
 from .data.images import to_nchw_uint8
 from .errors import GankitError
@@ -70,6 +71,10 @@ def train(config: Config | dict | None = None, *, out: str | Path | None = None,
         wanted = {k: v for k, v in given.items() if k in options or config is not None}
         cfg = check_resume_changes(saved, wanted, done=int(ckpt["step"]))
     else:
+        given, applied = with_model_defaults(given)
+        if applied:
+            logging.getLogger("gankit").info(f"model {given['model']}: its own defaults "
+                                             + ", ".join(f"{k} {v}" for k, v in applied.items()))
         cfg = Config.from_dict(given, source="options").validate()
         if overwrite and out is not None:
             _clear(Path(out))

@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names
+from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names, with_model_defaults
 from .errors import GankitError
 from .registries import DATA, METRICS, metric_outputs
 
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
                    help="continue the run in RUN (or in --out) from its newest checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration (YAML, as --config reads it) and stop")
     _add_config_flags(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
@@ -119,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON")
     _add_checkpoint_flag(e)
 
-    r = sub.add_parser("report", help="write RUN/report.html: config, metrics, curves, sample grids")
-    r.add_argument("run", metavar="RUN", help="run directory")
-    r.add_argument("--out", default=None, metavar="FILE.html", help="where (default: RUN/report.html)")
+    r = sub.add_parser("report", help="write RUN/report.html: provenance, metrics, curves, samples beside real "
+                                      "data, configuration; with several runs, one page comparing them")
+    r.add_argument("run", metavar="RUN", nargs="+", help="run directory (several: a comparison)")
+    r.add_argument("--out", default=None, metavar="FILE.html", help="where (default: report.html in the first RUN)")
 
     b = sub.add_parser("bench", help="time gankit's trainer against a plain reference loop",
                        description="Alternates gankit's trainer and a plain PyTorch-example loop in one process "
@@ -153,6 +156,9 @@ def _cmd_train(args) -> int:
     from .runs import Run
     from .training.run import check_resume_changes, train
 
+    if args.quiet:
+        configure_logging(logging.WARNING)   # no progress, no information; warnings and errors still
+
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
     from_file = {}
     if args.preset:
@@ -163,6 +169,13 @@ def _cmd_train(args) -> int:
         from_file.update(cfg_file)
     wanted = Config.from_dict({**from_file, **overrides}, source="options").to_dict()
     given = {k: wanted[k] for k in {**from_file, **overrides}}
+    if args.resume is None:
+        given, applied = with_model_defaults(given)
+        if applied:
+            logging.getLogger("gankit").info(
+                f"model {given['model']}: its own defaults " + ", ".join(f"{k} {v}" for k, v in applied.items())
+                + " (set any of them to override)")
+        wanted = Config.from_dict(given).to_dict()
     if args.resume is not None:
         run_path = args.out if args.resume is True else args.resume
         if run_path is None:
@@ -175,6 +188,9 @@ def _cmd_train(args) -> int:
         result = train(cfg, out=run_path, resume=True, progress=not args.quiet)
     else:
         cfg = Config.from_dict(wanted).validate()
+        if args.print_config:
+            print(cfg.to_yaml_text(), end="")
+            return 0
         result = train(cfg, out=args.out, progress=not args.quiet)
     row = result.last_row
     summary = f"step {result.step}/{cfg.steps}"
@@ -304,20 +320,23 @@ COMMANDS = {"export": _cmd_export, "bench": _cmd_bench, "report": _cmd_report, "
             "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
 
 
-class _StderrHandler(logging.Handler):
-    """gankit's messages on whatever ``sys.stderr`` is at the time (one line each):
-    ``gankit: warning: …`` for warnings, ``gankit: …`` for information."""
+class _ConsoleHandler(logging.Handler):
+    """gankit's messages, one line each, on whatever the streams are at the time:
+    information (``gankit: …``) on stdout with the progress lines, warnings
+    (``gankit: warning: …``) on stderr with the errors."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        kind = "warning: " if record.levelno >= logging.WARNING else ""
-        print(f"gankit: {kind}{record.getMessage()}", file=sys.stderr, flush=True)
+        if record.levelno >= logging.WARNING:
+            print(f"gankit: warning: {record.getMessage()}", file=sys.stderr, flush=True)
+        else:
+            print(f"gankit: {record.getMessage()}", file=sys.stdout, flush=True)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """The command line's logging: gankit's messages to stderr, once."""
+    """The command line's logging: gankit's messages to the console, once."""
     logger = logging.getLogger("gankit")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
     logger.setLevel(level)
 
 

@@ -36,6 +36,7 @@ ON_DIVERGENCE = ("stop", "rollback")
 
 GROUPS = ("data", "model", "objective and update rule", "stabilisers", "optimiser and schedule",
           "precision and hardware", "logging, evaluation and checkpoints")
+LOGGING = GROUPS[-1]
 AUGMENTS = ("color", "translation", "cutout")
 
 
@@ -150,7 +151,8 @@ class Config:
     lr_min: float = option(1e-6, "optimiser and schedule", "exponential schedule: floor of the learning rates",
                            rule=NON_NEGATIVE_NUMBER)
     # ---------------------------------------------------------------- precision and hardware
-    device: str = option("cpu", "precision and hardware", "cpu, cuda, cuda:N or auto", metavar="DEVICE")
+    device: str = option("auto", "precision and hardware", "cpu, cuda, cuda:N, or auto: a GPU when torch has "
+                         "one, else the CPU", metavar="DEVICE")
     precision: str = option("auto", "precision and hardware",
                             "fp32, bf16, fp16 (autocast), or auto: bf16 for convolutional models and large MLPs on "
                             "CPUs with bf16 units, and on GPUs", choices=PRECISIONS)
@@ -165,20 +167,22 @@ class Config:
                               "are slow by im2col/col2im and one product (gankit.ops); off: torch's kernels only",
                               choices=CPU_KERNELS)
     # ---------------------------------------------------------------- logging, evaluation and checkpoints
-    log_every: int = option(100, GROUPS[5], "steps between rows of metrics.jsonl and progress updates",
+    log_every: int = option(100, LOGGING, "steps between rows of metrics.jsonl and progress updates",
                             rule=POSITIVE)
-    eval_every: int = option(1000, GROUPS[5],
+    eval_every: int = option(1000, LOGGING,
                              "steps between evaluations (sample metrics, pictures); 0: only at the end",
                              rule=NATURAL)
-    eval_samples: int = option(2500, GROUPS[5],
+    eval_samples: int = option(2500, LOGGING,
                                "generated samples per evaluation (2,500 in the toy mixtures' protocol)",
                                rule=POSITIVE)
-    metrics: str = option("", GROUPS[5], "extra metrics at each evaluation, comma-separated", metavar="LIST")
-    best_metric: str = option("", GROUPS[5], "keep checkpoints/best.pt by this logged metric", metavar="NAME")
-    checkpoint_every: int = option(1000, GROUPS[5], "steps between checkpoints; one is always written at the end",
+    metrics: str = option("", LOGGING, "extra metrics at each evaluation, comma-separated", metavar="LIST")
+    best_metric: str = option("", LOGGING, "keep checkpoints/best.pt by this logged metric", metavar="NAME")
+    checkpoint_every: int = option(1000, LOGGING, "steps between checkpoints; one is always written at the end",
                                    rule=POSITIVE)
-    keep_checkpoints: int = option(3, GROUPS[5], "how many step checkpoints to keep (the newest)", rule=POSITIVE)
-    on_divergence: str = option("stop", GROUPS[5],
+    keep_checkpoints: int = option(3, LOGGING, "how many step checkpoints to keep (the newest)", rule=POSITIVE)
+    tensorboard: bool = option(True, LOGGING, "TensorBoard event files in RUN/tensorboard (when the tensorboard "
+                               "package is installed)")
+    on_divergence: str = option("stop", LOGGING,
                                 "NaN/Inf in a loss or the weights: stop, or rollback to the last good checkpoint at "
                                 "1/10 the learning rates (3 times at most)", choices=ON_DIVERGENCE)
 
@@ -290,6 +294,16 @@ def load_preset(name: str) -> dict[str, Any]:
     d = load_yaml(path)
     Config.from_dict(d, source=f"preset {name!r}")
     return d
+
+
+def with_model_defaults(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options ``given`` completed with the chosen model's own defaults (registered with
+    the model, such as DCGAN's z 100, Adam 2e-4, beta1 0.5) where the user set none of them;
+    returns the options and the defaults applied."""
+    model = given.get("model", Config.model)
+    entry = MODELS.entry(model) if model in MODELS else None
+    applied = {k: v for k, v in (entry.meta.get("defaults", {}) if entry else {}).items() if k not in given}
+    return {**applied, **given}, applied
 
 
 def load_config(path: str | Path) -> Config:

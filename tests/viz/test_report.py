@@ -16,21 +16,51 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("rep")
-    run = d / "run"
-    assert main(["train", "--out", str(run), "--steps", "40", "--hidden", "16", "--depth", "1",
+    toy, img = d / "toy", d / "img"
+    assert main(["train", "--out", str(toy), "--steps", "40", "--hidden", "16", "--depth", "1",
                  "--eval-every", "20", "--quiet"]) == 0
-    assert main(["report", str(run)]) == 0
-    return run / "report.html"
+    assert main(["eval", str(toy), "--n", "300"]) == 0
+    assert main(["train", "--out", str(img), "--data", "fake:1,28,28", "--model", "dcgan", "--width", "8",
+                 "--steps", "6", "--eval-every", "3", "--lr-decay", "1.000004", "--lr-schedule", "exponential",
+                 "--quiet"]) == 0
+    return toy, img
+
+
+@pytest.fixture(scope="module")
+def report(runs):
+    assert main(["report", str(runs[0])]) == 0
+    return runs[0] / "report.html"
 
 
 def test_report_is_self_contained(report):
     page = report.read_text()
-    assert "<h2>Metrics</h2>" in page and "modes" in page and "<h2>Configuration</h2>" in page
-    assert 'id="grid"' in page
-    assert not re.search(r'src="(?!data:)', page)          # every picture embedded
-    assert "http://" not in page and "https://" not in page  # nothing fetched
+    assert "<h2>Metrics</h2>" in page and "modes captured" in page and "<h2>Configuration</h2>" in page
+    assert page.count("<h2>Metrics</h2>") == 1                  # one metric table
+    assert 'id="grid"' in page and "<svg" in page               # samples, and curves as vector graphics
+    assert "learning rate of G" in page and "high-quality samples" in page
+    assert not re.search(r'src="(?!data:)', page)               # every picture embedded
+    assert not re.search(r'(src|href)=["\']https?://', page)    # nothing fetched
+    assert "torch" in page and "command" in page and "precision" in page   # provenance
+    assert "<td>width</td>" not in page and "<td>hidden</td>" in page      # only the mlp's options
+
+
+def test_image_report_shows_real_beside_generated_and_exact_values(runs):
+    assert main(["report", str(runs[1])]) == 0
+    page = (runs[1] / "report.html").read_text()
+    assert "real training images" in page and "samples (generated)" in page
+    assert "1.000004" in page                                   # not rounded to 1
+    assert "<td>hidden</td>" not in page and "<td>width</td>" in page
+
+
+def test_comparison_of_runs(runs, tmp_path):
+    out = tmp_path / "cmp.html"
+    assert main(["report", str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "toy vs img" in page and "Configuration differences" in page
+    assert "<td>model</td><td>mlp</td><td>dcgan</td>" in page
+    assert "toy: last logged" in page and "img: last logged" in page
 
 
 def test_report_errors(tmp_path, capsys):

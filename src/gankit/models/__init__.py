@@ -44,8 +44,11 @@ def _build_paper_mnist(cfg, shape):
 
 
 MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)")
-MODELS.register("dcgan", _build_dcgan, doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)")
-MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D")
+MODELS.register("dcgan", _build_dcgan, doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)",
+                defaults={"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "batch_size": 64,
+                          "lr_schedule": "constant"})
+MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D",
+                defaults={"z_dim": 100, "batch_size": 100})
 
 
 def build_models(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:

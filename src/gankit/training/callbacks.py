@@ -66,7 +66,8 @@ class Stats(Callback):
         now = time.perf_counter()
         rate = (step - self.step_last) * self.batch_size / max(now - self.t_last, 1e-9)
         self.t_last, self.step_last = now, step
-        row.update(step=step, **values, examples_per_s=rate, wall_time=self.wall_time)
+        lrs = {"lr_d": trainer.opt_d.param_groups[0]["lr"], "lr_g": trainer.opt_g.param_groups[0]["lr"]}
+        row.update(step=step, **values, **lrs, examples_per_s=rate, wall_time=self.wall_time)
 
 
 class LowDimEvaluator(Callback):
@@ -310,17 +311,29 @@ def tensorboard_available() -> bool:
 
 
 class TensorBoardLogger(Callback):
-    """TensorBoard event files in ``RUN/tensorboard``: every logged scalar, and at each
-    evaluation a sample grid (images) and histograms of D's outputs on real and fake data.
-    Active only when the ``tensorboard`` package is installed (``pip install gankit[tensorboard]``)."""
+    """TensorBoard event files in ``RUN/tensorboard``: every logged value under a grouped tag
+    (``loss/D``, ``D/real``, ``lr/G``, ``eval/fid``, …), the configuration as text and as
+    hyperparameters, and at each evaluation a sample grid (images) and histograms of D's
+    outputs on real and generated data. Active when the ``tensorboard`` package is installed
+    (``pip install gankit[tensorboard]``) and ``--tensorboard`` is on (the default)."""
+
+    TAGS = {"value": "game/V", "loss_d": "loss/D", "loss_g": "loss/G", "d_real": "D/real", "d_fake": "D/fake",
+            "grad_norm_d": "grad_norm/D", "grad_norm_g": "grad_norm/G", "lr_d": "lr/D", "lr_g": "lr/G",
+            "examples_per_s": "speed/examples_per_s", "wall_time": "speed/wall_time", "loss_scale": "speed/loss_scale",
+            "modes": "modes/captured", "high_quality": "modes/high_quality", "reverse_kl": "modes/reverse_kl"}
 
     @classmethod
-    def create(cls, run_dir, every, until, seed, z_dim, noise, value_range):
+    def create(cls, run_dir, cfg, seed, value_range):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-        return cls(SummaryWriter(str(Path(run_dir) / "tensorboard")), every, until, seed, z_dim, noise, value_range)
+        writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        config = cfg.to_dict()
+        writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.items()), 0)
+        writer.add_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))}, {},
+                           run_name="hparams")
+        return cls(writer, cfg.eval_every, cfg.steps, seed, cfg.z_dim, cfg.noise, value_range)
 
     def __init__(self, writer, every, until, seed, z_dim, noise, value_range):
         self.writer, self.every, self.until, self.seed = writer, every, until, seed
@@ -328,8 +341,8 @@ class TensorBoardLogger(Callback):
 
     def on_step_end(self, trainer, step, stats, row) -> None:
         for k, v in row.items():
-            if k != "step" and isinstance(v, (int, float)):
-                self.writer.add_scalar(k, v, step)
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(self.TAGS.get(k, f"eval/{k}"), v, step)
         if self.every and _due(step, self.every, self.until):
             with torch.no_grad():
                 was = trainer.D.training

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +215,15 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                          G_train=wrap(G, dd, device), D_train=wrap(D, dd, device),
                          stab=make_stabilizers(cfg, G, device, seeds))
     runtime = {"device": str(device), "precision": precision, "threads": threads, "cpu_kernels": kernels,
-               "processes": dd.world}
+               "processes": dd.world, **provenance()}
     return Components(source, trainer, runtime, seeds, scorer, metrics)
+
+
+def provenance() -> dict:
+    """When, with what and by which command a run (or its resumption) was started."""
+    from .. import __version__
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "gankit": __version__, "torch": torch.__version__,
+            "command": " ".join([Path(sys.argv[0]).name or "python", *sys.argv[1:]])}
 
 
 def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seeds: dict) -> Stabilizers:
@@ -300,8 +308,8 @@ def make_callbacks(cfg: Config, run_dir: Path, parts: Components, state: Trainin
                                       source.value_range, lambda: writer.rows))
     if parts.scorer is not None:
         callbacks.append(MetricsEvaluator(parts.scorer, cfg.eval_every, cfg.steps))
-    tb = TensorBoardLogger.create(run_dir, cfg.eval_every, cfg.steps, seeds["eval"], cfg.z_dim, cfg.noise,
-                                  getattr(source, "value_range", None))
+    tb = TensorBoardLogger.create(run_dir, cfg, seeds["eval"], getattr(source, "value_range", None)) \
+        if cfg.tensorboard else None
     if tb is not None:
         callbacks.append(tb)
     callbacks += list(extra)   # the caller's: they see the row before it is written
@@ -319,11 +327,13 @@ def describe_run(run_dir: Path, cfg: Config, runtime: dict) -> str:
     kernels = ", CPU kernels on" if runtime.get("cpu_kernels") else ""
     threads = f", {runtime['threads']} threads" if runtime["device"] == "cpu" else ""
     return (f"run {run_dir}: device {runtime['device']}, precision {runtime['precision']}{chosen}{threads}"
-            f"{kernels}; TensorBoard: {tensorboard_note(run_dir)}")
+            f"{kernels}; TensorBoard: {tensorboard_note(run_dir, cfg)}")
 
 
-def tensorboard_note(run_dir: Path) -> str:
+def tensorboard_note(run_dir: Path, cfg: Config) -> str:
     from .callbacks import tensorboard_available
+    if not cfg.tensorboard:
+        return "off (--no-tensorboard)"
     return f"{run_dir / 'tensorboard'}" if tensorboard_available() else "off (pip install gankit[tensorboard])"
 
 

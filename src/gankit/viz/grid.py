@@ -44,3 +44,15 @@ def save_image(images, path: str | Path, **grid_kwargs) -> None:
     tmp = path.with_name(f".{path.name}.tmp.png")
     img.save(tmp)
     tmp.replace(path)
+
+
+def grid_png(images, **grid_kwargs) -> bytes:
+    """The PNG bytes of :func:`make_grid`'s picture (for pages that embed their pictures)."""
+    import io
+
+    from PIL import Image
+
+    a = make_grid(images, **grid_kwargs)
+    buf = io.BytesIO()
+    Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,88 +1,277 @@
-"""``gankit report RUN``: one self-contained ``report.html`` (pictures embedded as data URIs).
+"""``gankit report RUN [RUN2 …]``: one self-contained HTML page of a run, or of several
+runs side by side.
 
-It holds the configuration, a metric table (the last evaluation in ``metrics.jsonl`` and
-``eval.json`` when present), the loss curves, the sample grids, and the 1-D/2-D pictures.
-The page runs one small script that checks its own pictures decoded, and writes the result
-into the document title (``report ok`` or ``report broken: …``) so that a browser test can
-read it.
+The page holds, for each run: where it came from (date, versions, command, device,
+precision, threads), one table of metrics with readable names and units (the last logged
+values and the last ``gankit eval``), every logged value and the learning rates against the
+step as vector graphics (SVG: sharp at any zoom), generated images beside real ones, the
+run's own pictures, and only the configuration that applies to its model. With several
+runs, the configuration differences, the metrics in one table, the curves overlaid and the
+grids side by side. Pictures are embedded (data URIs, inline SVG); the page runs one small
+script that checks its pictures decoded and writes the result into the title (``report
+ok`` or ``report broken: …``) for a browser test.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 from pathlib import Path
 
 from ..errors import GankitError
+from ..rundir import EVAL, atomic_write_text, display
 
-PICTURES = (("samples.png", "Samples"), ("discriminator.png", "Discriminator"), ("losses.png", "Losses"))
+# metric -> (readable name, unit, format)
+NAMES = {
+    "modes": ("modes captured", "", "{:.0f}"), "high_quality": ("high-quality samples", "%", "{:.1%}"),
+    "reverse_kl": ("reverse KL to uniform over modes", "nats", "{:.4f}"), "fid": ("Fréchet distance", "", "{:.3f}"),
+    "kid": ("KID (MMD², cubic kernel)", "", "{:.5f}"), "kid_std": ("KID spread over subsets", "", "{:.5f}"),
+    "precision": ("precision (k-NN manifolds)", "", "{:.3f}"), "recall": ("recall (k-NN manifolds)", "", "{:.3f}"),
+    "parzen": ("Parzen log-likelihood", "nats", "{:.1f}"), "parzen_se": ("Parzen standard error", "nats", "{:.1f}"),
+    "parzen_sigma": ("Parzen σ", "", "{:.3f}"), "value": ("Ṽ (value of the game)", "nats", "{:.4f}"),
+    "loss_d": ("L_D = −Ṽ", "nats", "{:.4f}"), "loss_g": ("L_G", "nats", "{:.4f}"),
+    "d_real": ("mean D(x), real", "", "{:.3f}"), "d_fake": ("mean D(G(z)), generated", "", "{:.3f}"),
+    "grad_norm_d": ("gradient norm of D", "", "{:.4g}"), "grad_norm_g": ("gradient norm of G", "", "{:.4g}"),
+    "lr_d": ("learning rate of D", "", "{:.4g}"), "lr_g": ("learning rate of G", "", "{:.4g}"),
+    "examples_per_s": ("training speed", "examples/s", "{:,.0f}"), "wall_time": ("wall time", "s", "{:,.0f}"),
+    "class_kl": ("KL of class shares to uniform", "nats", "{:.4f}"), "classes_present": ("classes present", "", "{}"),
+    "eval_seconds": ("evaluation time", "s", "{:.1f}"), "loss_scale": ("fp16 loss scale", "", "{:g}"),
+}
+CURVES = (("losses", ("loss_d", "loss_g", "value")), ("discriminator outputs", ("d_real", "d_fake")),
+          ("gradient norms", ("grad_norm_d", "grad_norm_g")), ("learning rates", ("lr_d", "lr_g")),
+          ("speed", ("examples_per_s",)))
+OWN_PICTURES = (("samples.png", "samples (generated)"), ("discriminator.png", "D(x)"), ("losses.png", "losses"))
 
 
-def _img(path: Path, alt: str, ident: str = "") -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    idattr = f' id="{ident}"' if ident else ""
-    return (f'<figure><img{idattr} alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
-
-
-def _table(d: dict) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in d.items())
-    return f"<table>{rows}</table>"
-
-
-def _fmt(v) -> str:
+def fmt(key: str, v) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float) and key in NAMES:
+        return NAMES[key][2].format(v)
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return repr(v) if abs(v) >= 1e-4 or v == 0 else f"{v:.4g}"
+    if isinstance(v, list):
+        return ", ".join(fmt("", x) for x in v[:12]) + (" …" if len(v) > 12 else "")
     return str(v)
 
 
-def write_report(run_path: str | Path, out: str | Path | None = None) -> Path:
-    from ..runs import info
+def readable(key: str) -> str:
+    name, unit, _ = NAMES.get(key, (key, "", ""))
+    return f"{name} ({unit})" if unit and unit != "%" else name
 
+
+def applicable_config(cfg: dict, image: bool) -> dict:
+    """The options that apply to this run: its model's, its optimiser's, its schedule's,
+    image options for images, and stabilisers only where they are on."""
+    skip = set()
+    model_opts = {"mlp": ("hidden", "depth"), "dcgan": ("width",)}
+    for model, opts in model_opts.items():
+        if cfg.get("model") != model:
+            skip |= set(opts)
+    if not image:
+        skip |= {"image_size", "resize", "channels", "augment", "data_dir"}
+    skip |= {"beta1", "beta2"} if cfg.get("optimizer") == "sgd" else {"momentum", "momentum_final", "momentum_ramp"}
+    if cfg.get("lr_schedule") != "exponential":
+        skip |= {"lr_decay", "lr_min"}
+    if not cfg.get("ema_kimg"):
+        skip |= {"ema_kimg", "ema_rampup"}
+    if not (cfg.get("r1") or cfg.get("r2")):
+        skip |= {"r1", "r2", "reg_every"}
+    for key, off in (("pack", 1), ("spectral_norm", False), ("augment", ""), ("metrics", ""), ("best_metric", "")):
+        if cfg.get(key) == off:
+            skip.add(key)
+    return {k: v for k, v in cfg.items() if k not in skip}
+
+
+# ---------------------------------------------------------------------- pieces of HTML
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(data: bytes, alt: str, ident: str = "") -> str:
+    idattr = f' id="{ident}"' if ident else ""
+    return (f'<figure><img{idattr} alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(alt)}</figcaption></figure>')
+
+
+def _svg(fig) -> str:
+    """A matplotlib figure as inline SVG (vector: sharp at any size), closed afterwards."""
+    import matplotlib.pyplot as plt
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return '<div class="svg">' + text[text.index("<svg"):] + "</div>"
+
+
+def curves(runs: list[dict]) -> str:
+    """Every logged value against the step, one panel per group, the runs overlaid."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    evals = sorted({k for r in runs for row in r["rows"] for k, v in row.items()
+                    if k in NAMES and isinstance(v, (int, float)) and not any(k in ks for _, ks in CURVES)
+                    and k not in ("wall_time", "eval_seconds", "kid_std", "parzen_se", "parzen_sigma")})
+    groups = [g for g in CURVES if any(k in row for r in runs for row in r["rows"] for k in g[1])]
+    groups += [(readable(k), (k,)) for k in evals]
+    if not groups:
+        return "<p>No logged values.</p>"
+    cols = 3
+    fig, axes = plt.subplots((len(groups) + cols - 1) // cols, cols, figsize=(13, 3.3 * ((len(groups) + 2) // 3)),
+                             squeeze=False)
+    for ax, (title, keys) in zip(axes.flat, groups):
+        for r in runs:
+            for k in keys:
+                pts = [(row["step"], row[k]) for row in r["rows"] if isinstance(row.get(k), (int, float))
+                       and "step" in row]
+                if pts:
+                    label = (f"{r['name']}: " if len(runs) > 1 else "") + readable(k)
+                    ax.plot(*zip(*pts), label=label, lw=1.2, marker="." if len(pts) < 30 else None)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _svg(fig)
+
+
+# ---------------------------------------------------------------------- one run's material
+def collect(run_path: str | Path) -> dict:
+    """What the page shows of one run (read from its directory; nothing is trained)."""
+    from ..runs import info
     d = info(run_path)
-    run = Path(run_path)
-    out = Path(out) if out else run / "report.html"
-    metrics = {}
-    if d["last_eval"]:
-        metrics.update({k: v for k, v in d["last_eval"].items()})
-    ev = run / "eval.json"
+    path = Path(run_path)
+    ev = path / EVAL
+    evaluation = {}
     if ev.is_file():
         try:
-            metrics.update({f"eval: {k}": v for k, v in json.loads(ev.read_text()).items() if k != "run"})
+            evaluation = json.loads(ev.read_text())
         except json.JSONDecodeError:
-            raise GankitError(f"{ev} is not valid JSON; delete it or run gankit eval again") from None
-    last = d["last_metrics"]
-    parts = [f"<h1>gankit run {html.escape(run.name)}</h1>",
-             f"<p>{d['steps_done']} of {d['steps_planned']} steps done; checkpoints: "
-             f"{html.escape(', '.join(d['checkpoints']) or 'none')}</p>"]
-    if metrics:
-        parts += ["<h2>Metrics</h2>", _table(metrics)]
-    if last:
-        parts += ["<h2>Last logged step</h2>", _table(last)]
-    pics = []
-    for name, title in PICTURES:
-        if (run / name).is_file():
-            pics.append(_img(run / name, title, ident="grid" if name == "samples.png" else ""))
-    grids = sorted((run / "samples").glob("step_*.png")) + sorted((run / "plots").glob("samples_step_*.png"))
-    if pics:
-        parts += ["<h2>Pictures</h2>", '<div class="row">' + "".join(pics) + "</div>"]
-    if grids:
-        shown = grids if len(grids) <= 6 else grids[:: max(1, len(grids) // 6)][:6]
-        parts += ["<h2>Progress</h2>", '<div class="row">' + "".join(_img(p, p.stem.replace("_", " ")) for p in shown)
-                  + "</div>"]
-    parts += ["<h2>Configuration</h2>", _table(d["config"])]
-    page = f"""<!DOCTYPE html>
+            raise GankitError(f"{display(ev)} is not valid JSON; delete it or run gankit eval again") from None
+    from ..runs import Run
+    rows = Run.open(path).metrics()
+    image = (path / "samples").is_dir() or (d["config"].get("model") in ("dcgan", "mnist-paper"))
+    return {"name": path.name, "path": path, "info": d, "rows": rows, "eval": evaluation, "image": image,
+            "runtime": d.get("runtime") or {}}
+
+
+def real_grid(run: dict, n: int = 64) -> bytes | None:
+    """A grid of ``n`` training images of an image run (None where they cannot be read)."""
+    if not run["image"]:
+        return None
+    try:
+        import torch
+
+        from ..config import Config
+        from ..data import make_source
+        from .grid import grid_png
+        source = make_source(Config.from_dict(run["info"]["config"]), torch.device("cpu"))
+        x = source.peek(n, torch.Generator().manual_seed(0))
+        lo, hi = getattr(source, "value_range", (0.0, 1.0)) or (0.0, 1.0)
+        return grid_png(((x - lo) / (hi - lo)).clamp(0, 1))
+    except (GankitError, OSError, ValueError, KeyError):
+        return None
+
+
+def provenance(run: dict) -> list[list[str]]:
+    rt = run["runtime"]
+    rows = [["run", str(run["path"])], ["steps", f"{run['info']['steps_done']} of {run['info']['steps_planned']}"],
+            ["checkpoints", ", ".join(run["info"]["checkpoints"]) or "none"]]
+    for key, label in (("date", "started"), ("gankit", "gankit"), ("torch", "torch"), ("command", "command"),
+                       ("device", "device"), ("precision", "precision"), ("threads", "threads"),
+                       ("cpu_kernels", "CPU kernels (gankit.ops)"), ("processes", "processes")):
+        if key in rt:
+            rows.append([label, fmt(key, rt[key])])
+    return rows
+
+
+def metric_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One table: a row per metric, a column per run (the last logged value and, where a
+    ``gankit eval`` was run, its value)."""
+    keys: list[str] = []
+    for r in runs:
+        for src in (r["rows"][-1:] if r["rows"] else []) + ([r["eval"]] if r["eval"] else []):
+            keys += [k for k, v in src.items() if k in NAMES and k not in keys and not isinstance(v, list)]
+    header = ["metric"]
+    for r in runs:
+        header += [f"{r['name']}: last logged", f"{r['name']}: gankit eval"] if len(runs) > 1 else \
+            ["last logged (step " + str(r["rows"][-1].get("step", "?") if r["rows"] else "–") + ")",
+             "gankit eval" + (f" (step {r['eval'].get('step')}, {r['eval'].get('n')} samples)" if r["eval"] else "")]
+    rows = []
+    for k in keys:
+        row = [readable(k)]
+        for r in runs:
+            last = next((x[k] for x in reversed(r["rows"]) if k in x), None)
+            row += [fmt(k, last) if last is not None else "–", fmt(k, r["eval"][k]) if k in r["eval"] else "–"]
+        rows.append(row)
+    return header, rows
+
+
+def pictures(run: dict, ident: bool) -> str:
+    figs = []
+    real = real_grid(run)
+    for name, title in OWN_PICTURES:
+        p = run["path"] / name
+        if p.is_file():
+            figs.append(_png(p.read_bytes(), title, "grid" if ident and name == "samples.png" else ""))
+            if name == "samples.png" and real is not None:
+                figs.append(_png(real, "real training images"))
+    return '<div class="row">' + "".join(figs) + "</div>" if figs else "<p>No pictures.</p>"
+
+
+def config_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One run: the options that apply to it. Several: only those that differ."""
+    cfgs = [applicable_config(r["info"]["config"], r["image"]) for r in runs]
+    keys = [k for k in runs[0]["info"]["config"] if any(k in c for c in cfgs)]
+    if len(runs) > 1:
+        keys = [k for k in keys if len({json.dumps(r["info"]["config"].get(k)) for r in runs}) > 1]
+    return ["option", *[r["name"] for r in runs]], [[k, *[fmt(k, r["info"]["config"].get(k)) for r in runs]]
+                                                      for k in keys]
+
+
+# ---------------------------------------------------------------------- the page
+def write_report(run_paths, out: str | Path | None = None) -> Path:
+    """Write the page for one run (``RUN/report.html``) or a comparison of several (``out``
+    needed, default ``report.html`` in the first run)."""
+    paths = [run_paths] if isinstance(run_paths, (str, Path)) else list(run_paths)
+    runs = [collect(p) for p in paths]
+    out = Path(out) if out else Path(paths[0]) / "report.html"
+    title = f"gankit run {runs[0]['name']}" if len(runs) == 1 else "gankit: " + " vs ".join(r["name"] for r in runs)
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for r in runs:
+        parts += [f"<h2>Provenance{': ' + html.escape(r['name']) if len(runs) > 1 else ''}</h2>",
+                  _table(["", ""], provenance(r))]
+    header, rows = metric_rows(runs)
+    parts += ["<h2>Metrics</h2>", _table(header, rows) if rows else "<p>No metrics logged yet.</p>"]
+    parts += ["<h2>Curves</h2>", curves(runs)]
+    for i, r in enumerate(runs):
+        parts += [f"<h2>Samples{': ' + html.escape(r['name']) if len(runs) > 1 else ''}</h2>", pictures(r, i == 0)]
+    header, rows = config_rows(runs)
+    parts += ["<h2>Configuration" + (" differences" if len(runs) > 1 else "") + "</h2>",
+              _table(header, rows) if rows else "<p>The runs share their configuration.</p>"]
+    atomic_write_text(out, PAGE.format(title=html.escape(title), body="\n".join(parts)))
+    return out
+
+
+PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>report loading</title>
+<meta name="description" content="{title}">
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
 table {{ border-collapse: collapse; margin-bottom: 1em; }}
 th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; font-size: 13px; }}
-.row {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
 figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
-img {{ max-width: 560px; image-rendering: pixelated; }}
+img {{ width: 420px; image-rendering: pixelated; }}
+.svg svg {{ width: 100%; height: auto; }}
 </style></head><body>
-{''.join(parts)}
+{body}
 <script>
 window.addEventListener("load", function () {{
   var bad = Array.prototype.filter.call(document.images,
@@ -92,7 +281,3 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return out

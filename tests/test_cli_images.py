@@ -32,7 +32,7 @@ def _args(data, out, *extra):
 
 
 def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
-    assert preset_names() == ["dcgan64", "mnist-dcgan", "mnist-paper"]
+    assert preset_names() == ["dcgan64", "grid25", "mnist-dcgan", "mnist-paper", "ring8"]
     for name in preset_names():
         Config.from_dict(load_preset(name)).validate()
     paper = Config.from_dict(load_preset("mnist-paper"))

@@ -13,14 +13,13 @@ losses and metrics have registered their names (:mod:`gankit.registries`) before
 configuration is validated.
 """
 
-__version__ = "0.1.0"
+from . import data, evaluate, models, objectives, registries  # noqa: F401  (they register their names)
+from .api import train
+from .config import Config, load_config
+from .errors import GankitError
+from .runs import Run, info, sample
+from .training.loop import Callback
+from .version import __version__
 
-from . import data, evaluate, models, objectives, registries  # noqa: E402, F401  (they register their names)
-from .api import train  # noqa: E402
-from .config import Config, load_config  # noqa: E402
-from .errors import GankitError  # noqa: E402
-from .runs import Run, info, sample  # noqa: E402
-from .training.loop import Callback  # noqa: E402
-
-__all__ = ["Config", "load_config", "GankitError", "Run", "Callback", "info", "sample", "train", "objectives",
-           "registries"]
+__all__ = ["__version__", "Config", "load_config", "GankitError", "Run", "Callback", "info", "sample", "train",
+           "objectives", "registries"]

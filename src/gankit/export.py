@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
 from .errors import GankitError
 from .rundir import display
 from .runs import Run
+from .version import __version__
 
 
 def export_generator(run_path: str | Path, out: str | Path, checkpoint: str = "latest",

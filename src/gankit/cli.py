@@ -16,6 +16,7 @@ from pathlib import Path
 from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names, with_model_defaults
 from .errors import GankitError
 from .registries import DATA, METRICS, metric_outputs
+from .sampling import INTERPOLATION_PATHS
 from .version import __version__
 
 
@@ -99,7 +100,17 @@ def _sample_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     s.add_argument("--out", required=True, metavar="FILE",
                    help=".npy (N × data shape; images as floats in [0, 1]) or .png (a grid, or a scatter for 1-D/2-D)")
-    s.add_argument("--interpolate", action="store_true", help="a latent-space walk between random points (images)")
+    s.add_argument("--interpolate", nargs="?", const="auto", choices=INTERPOLATION_PATHS, metavar="PATH",
+                   help="rows of images between pairs of random noise vectors: linear (the 2014 paper's Figure 3), "
+                        "spherical, or auto (spherical for normal noise; the default)")
+    s.add_argument("--nearest", action="store_true",
+                   help="rows of samples and, in a last column, the training image nearest to each row's last "
+                        "sample (the 2014 paper's Figure 2)")
+    s.add_argument("--class", dest="label", metavar="C", help="conditional runs: samples of class C (name or index)")
+    s.add_argument("--per-class", type=int, default=0, metavar="K",
+                   help="conditional runs: K samples of each class (a grid with a row per class)")
+    s.add_argument("--rows", type=int, help="rows of --interpolate or --nearest (default: 8, 6)")
+    s.add_argument("--cols", type=int, help="images per row of --interpolate or --nearest (default: 10, 5)")
     _add_checkpoint_flag(s)
 
 
@@ -243,11 +254,31 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from .runs import sample
+    from .runs import Run, check_out_path, interpolation_figure, nearest_figure, sample
 
-    path = sample(args.run, args.n, args.out, seed=args.seed, interpolate=args.interpolate,
-                  checkpoint=args.checkpoint, weights=args.weights)
-    print(f"wrote {'a latent walk' if args.interpolate else f'{args.n} samples'} to {path}")
+    which = dict(checkpoint=args.checkpoint, weights=args.weights)
+    if args.nearest and args.interpolate:
+        raise GankitError("choose one of --nearest and --interpolate")
+    if (args.rows, args.cols) != (None, None) and not (args.nearest or args.interpolate):
+        raise GankitError("--rows and --cols lay out --interpolate or --nearest")
+    rows, cols = (6, 5) if args.nearest else (8, 10)
+    rows, cols = args.rows if args.rows is not None else rows, args.cols if args.cols is not None else cols
+    if args.nearest:
+        path, dist = nearest_figure(args.run, args.out, rows, cols, args.seed, **which)
+        print(f"wrote {rows} rows of samples, each with its nearest training image (pixel distances "
+              f"{float(dist.min()):.2f}–{float(dist.max()):.2f}), to {path}")
+    elif args.interpolate:
+        out = check_out_path(args.out, (".png", ".npy"))
+        path = interpolation_figure(Run.open(args.run).load(args.checkpoint, weights=args.weights), out, rows, cols,
+                                    args.seed, args.interpolate, label=args.label)
+        print(f"wrote a latent walk ({args.interpolate} paths) to {path}")
+    else:
+        path = sample(args.run, args.n, args.out, seed=args.seed, label=args.label, per_class=args.per_class,
+                      **which)
+        what = f"{args.per_class} samples of each class" if args.per_class else f"{args.n} samples" + (
+            f" of class {args.label}" if args.label is not None else "")
+        labelled = path.suffix == ".npy" and Run.open(args.run).config.conditional
+        print(f"wrote {what} to {path}" + (f" (labels in {path.with_suffix('.labels.npy').name})" if labelled else ""))
     return 0
 
 

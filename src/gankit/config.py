@@ -95,6 +95,9 @@ class Config:
     hidden: int = option(256, "model", "MLP: units per hidden layer (G and D)", rule=POSITIVE)
     depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)
     width: int = option(64, "model", "DCGAN: base number of feature maps (ngf = ndf)", rule=POSITIVE)
+    conditional: bool = option(False, "model", "a conditional GAN, G(z, y) and D(x, y), on the data's class labels")
+    fake_labels: str = option("data", "model", "conditional: the classes G is trained on, drawn with the data's "
+                              "class frequencies (data) or uniformly (uniform)", choices=("data", "uniform"))
     # ---------------------------------------------------------------- objective and update rule
     loss: str = option("nonsaturating", "objective and update rule",
                        "generator loss: nonsaturating (the paper's practical one) or minimax (the game as written)",
@@ -215,6 +218,8 @@ class Config:
             raise GankitError(f"augment takes {', '.join(AUGMENTS)}, comma-separated; got {shorten(bad[0])}")
         if self.batch_size % self.pack:
             raise GankitError(f"batch_size {self.batch_size} must be a multiple of pack {self.pack}")
+        if self.conditional and self.pack > 1:
+            raise GankitError("pack (PacGAN) is not available with conditional; D judges one example and its class")
         if self.update == "simultaneous" and (self.r1 or self.r2):
             raise GankitError("the gradient penalties (r1, r2) need alternating updates (--update alternating)")
 

@@ -5,9 +5,10 @@ disk) and then scores any generator of that run:
 
 - toy mixtures (ring8, grid25, mixture1d): ``modes`` (modes captured, high-quality share,
   reverse KL; PacGAN's protocol, docs/metrics.md);
-- any data: ``fid``, ``kid``, ``pr`` (precision/recall) on the features of an extractor
-  (``metrics/features.py``); for toy data the features are the coordinates themselves and
-  the reference is a fresh sample of the exact density;
+- any data: ``fid``, ``kid``, ``energy`` (energy distance), ``pr`` (precision/recall) on
+  the features of an extractor (``metrics/features.py``); for low-dimensional data the
+  features are the coordinates themselves, and the reference is a fresh sample of the exact
+  density (toy data) or the user's points (``points:FILE``, in their own units);
 - image data: ``parzen``, the Parzen-window log-likelihood with σ chosen on validation
   images (the paper's protocol; the named data sets: test split scored, validation =
   the last 10,000 training images, or a 1,000 subset with ``parzen_validation=1000``).
@@ -30,7 +31,15 @@ import torch
 from .config import Config
 from .data import is_mode_benchmark
 from .errors import GankitError
-from .metrics import fid_from_features, kid, mode_stats, parzen_score, precision_recall, reverse_kl_uniform
+from .metrics import (
+    energy_distance,
+    fid_from_features,
+    kid,
+    mode_stats,
+    parzen_score,
+    precision_recall,
+    reverse_kl_uniform,
+)
 from .registries import METRICS, metric_outputs, parse_metric_list
 from .rundir import EVAL, write_json
 from .sampling import check_sample_memory, generate
@@ -56,9 +65,19 @@ def check_metrics(cfg: Config, data_shape, metrics) -> None:
         applies = METRICS.entry(m).meta.get("applies", "any")
         if applies == "images" and not image:
             raise GankitError(f"{m} is an image metric; use modes, fid, kid or pr for low-dimensional data")
+        if applies == "conditional" and not getattr(cfg, "conditional", False):
+            raise GankitError(f"the {m} metric scores conditional runs (trained with --conditional)")
+        if applies == "conditional" and not (is_mode_benchmark(cfg.data) or _classifiable(cfg)):
+            raise GankitError(f"the {m} metric needs a judge of classes: a toy mixture, or mnist or fashion-mnist "
+                              "(gankit's classifier)")
         if applies == "mixtures" and (image or not is_mode_benchmark(cfg.data)):
             raise GankitError(f"the {m} metric applies to the toy mixtures (ring8, grid25, mixture1d), "
                               f"not to {cfg.data}")
+
+
+def _classifiable(cfg: Config) -> bool:
+    from .data.registry import NAMED
+    return cfg.data in NAMED and not (cfg.image_size or cfg.channels)
 
 
 class Scorer:
@@ -111,7 +130,9 @@ class Scorer:
             if not self.image:
                 gen = torch.Generator().manual_seed(self.seed + 12345)
                 self._real = self.dist.sample(self.n, gen).double().numpy()
-                self.info["reference"] = f"{self.n} exact samples of {self.cfg.data}"
+                self.info["reference"] = (f"{self.n} draws from the {len(self.dist.points):,} points of "
+                                          f"{self.cfg.data.partition(':')[2]}" if hasattr(self.dist, "points") else
+                                          f"{self.n} exact samples of {self.cfg.data}")
             else:
                 from .data.registry import NAMED
                 from .metrics.features import reference_features
@@ -131,6 +152,8 @@ class Scorer:
         if self.image:
             lo, hi = getattr(G, "output_range", (-1.0, 1.0))
             x = ((x - lo) / (hi - lo)).clamp(0, 1)
+        elif hasattr(self.dist, "to_data_units"):   # points of the user's own: scored in their units
+            x = self.dist.to_data_units(x.double())
         return x
 
     def fake_features(self) -> np.ndarray:
@@ -143,6 +166,7 @@ class Scorer:
     def score(self, G) -> dict:
         """Every configured metric of G's samples (one draw of ``n``), and the seconds it took."""
         t0 = time.perf_counter()
+        self.num_classes = getattr(G, "num_classes", 0)   # samples01 draws the classes in turn
         self.samples, self._fake = self.samples01(G), None
         if not torch.isfinite(self.samples).all():
             raise GankitError("the generator produced NaN or Inf; nothing to score")
@@ -187,6 +211,36 @@ def kid_metric(s: Scorer) -> dict:
     return {"kid": k["kid"], "kid_std": k["kid_std"]}
 
 
+@METRICS.register("energy", doc="energy distance (Euclidean), with its spread over subsets", features=True,
+                  produces={"energy": True})
+def energy_metric(s: Scorer) -> dict:
+    real, fake = s.real_features(), s.fake_features()
+    e = energy_distance(real, fake, subsets=50, subset_size=min(1000, len(real), len(fake)), seed=s.seed)
+    return {"energy": e["energy"], "energy_std": e["energy_std"]}
+
+
+@METRICS.register("cacc", doc="conditional accuracy: samples generated for class c that are of class c, per class "
+                  "and overall", applies="conditional", produces={"class_accuracy": False})
+def class_accuracy_metric(s: Scorer) -> dict:
+    """For a toy mixture, a sample of class c is right when it lies within 3σ of mode c; for
+    images, when gankit's classifier of the data set (its test accuracy is reported) says c."""
+    y = torch.arange(s.n) % s.num_classes
+    if s.image:
+        from .metrics.features import get_extractor
+        judge = s.extractor if s.extractor is not None and s.extractor.name == "classifier" else \
+            get_extractor("classifier", s.cfg.data, s.cfg.data_dir or None)
+        feats = s.fake_features() if judge is s.extractor else judge(s.samples)
+        with torch.no_grad():
+            right = judge.model.head(torch.as_tensor(feats, dtype=torch.float32)).argmax(1) == y
+        s.info["class_judge"] = f"gankit's {s.cfg.data} classifier ({judge.accuracy:.1%} test accuracy)"
+    else:
+        x = s.samples.reshape(s.n, -1).double()
+        right = (x - s.dist.means.double()[y]).norm(dim=1) <= 3 * s.dist.stds.double()[y]
+        s.info["class_judge"] = "within 3σ of the class's mode"
+    per = [float(right[y == c].double().mean()) for c in range(s.num_classes)]
+    return {"class_accuracy": float(right.double().mean()), "class_accuracy_per_class": [round(a, 4) for a in per]}
+
+
 @METRICS.register("pr", doc="precision and recall on k-nearest-neighbour manifolds (k = 3)", features=True,
                   produces={"precision": False, "recall": False})
 def pr_metric(s: Scorer) -> dict:
@@ -208,6 +262,16 @@ def parzen_metric(s: Scorer) -> dict:
     return {"parzen": p["mean"], "parzen_se": p["se"], "parzen_sigma": p["sigma"]}
 
 
+def default_metrics(cfg: Config, image: bool) -> list[str]:
+    """Modes and FID for the toy mixtures; FID and the energy distance for other
+    low-dimensional data (scored on raw values); FID, KID and precision/recall for images."""
+    cond = ["cacc"] if getattr(cfg, "conditional", False) and (is_mode_benchmark(cfg.data) or _classifiable(cfg)) \
+        else []
+    if image:
+        return ["fid", "kid", "pr"] + cond
+    return (["modes", "fid"] if is_mode_benchmark(cfg.data) else ["fid", "energy"]) + cond
+
+
 def score_run(run, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
               write: bool = True, precision: str = "fp32") -> dict:
     """Score a loaded :class:`~gankit.runs.Run`: ``metrics`` (default: modes and FID for the
@@ -215,7 +279,7 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
     G, cfg = run.G, run.trained_config
     image = len(G.out_shape) == 3
     if metrics is None:
-        metrics = ["modes", "fid"] if not image and is_mode_benchmark(cfg.data) else ["fid", "kid", "pr"]
+        metrics = default_metrics(cfg, image)
     metrics = parse_metric_list(metrics)
     n = n or (10_000 if image else cfg.eval_samples)
     if not isinstance(n, int) or n < 2:
@@ -223,7 +287,7 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
     check_sample_memory(n, tuple(G.out_shape), "an evaluation")
     scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
     results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name,
-               "weights": run.weights, "n": n,
+               "weights": run.weights, "n": n, **({"classes": run.classes} if getattr(run, "classes", None) else {}),
                **scorer.score(G), **scorer.info}
     if write:
         write_json(Path(run.path) / EVAL, results)

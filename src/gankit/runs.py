@@ -32,7 +32,7 @@ from .rundir import (
     read_rows,
     read_runtime,
 )
-from .sampling import check_sample_memory, generate, generate_chunks, interpolation_noise
+from .sampling import INTERPOLATION_PATHS, check_sample_memory, generate, generate_chunks, interpolation_noise
 from .training.checkpoint import load_checkpoint, load_latest_good
 
 log = logging.getLogger("gankit")
@@ -58,6 +58,7 @@ class Run:
     data_state: dict = field(default_factory=dict, repr=False)
     interrupted: bool = False                                  # set by gankit.train: a signal stopped it
     weights: str = "raw"                                       # the loaded G: "ema" or "raw"
+    classes: list = field(default_factory=list)                # a conditional run's class names
 
     @classmethod
     def open(cls, path: str | Path, generator: torch.nn.Module | None = None,
@@ -114,7 +115,8 @@ class Run:
         if differ:
             log.warning(f"config.yaml of {display(self.path)} differs from its checkpoint in {listing(differ)}; "
                         "using the checkpoint's configuration")
-        G, D = self.models or build_models(cfg, tuple(ckpt["data_shape"]))
+        self.classes = list(ckpt.get("classes") or [])
+        G, D = self.models or build_models(cfg, tuple(ckpt["data_shape"]), num_classes=len(self.classes))
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
         if weights == "ema" and "G_ema" not in ckpt:
@@ -151,17 +153,49 @@ class Run:
             return x * self.data_state["std"].to(x) + self.data_state["mean"].to(x)
         return x
 
-    def sample(self, n: int, seed: int = 0, z: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, seed: int = 0, z: torch.Tensor | None = None, label=None) -> torch.Tensor:
         """``n`` samples (or one per row of ``z``) as a float32 CPU tensor in the data's space:
         images [n, C, H, W] in [0, 1], other data [n, d]. The same samples as
-        ``gankit sample RUN --seed SEED``."""
+        ``gankit sample RUN --seed SEED``. A conditional run takes ``label``: a class (its
+        name or index) for all, or a tensor of class indices, one per sample; by default
+        the classes in turn."""
         self._loaded()
         cfg = self.trained_config
         if z is None and (not isinstance(n, int) or n <= 0):
             raise GankitError(f"n must be a whole number > 0, got {n!r}")
         if z is None:
             check_sample_memory(n, tuple(self.G.out_shape), "drawing")
-        return self.to_data_space(generate(self.G, n, cfg.z_dim, cfg.noise, seed, z=z))
+        labels = self.labels_for(label, n if z is None else z.shape[0])
+        return self.to_data_space(generate(self.G, n, cfg.z_dim, cfg.noise, seed, z=z, labels=labels))
+
+    def class_index(self, label) -> int:
+        """The index of a class given by name or index; a one-line error otherwise."""
+        if not self.classes:
+            raise GankitError(f"{display(self.path)} is not a conditional run; it has no classes to ask for")
+        if isinstance(label, str) and label in self.classes:
+            return self.classes.index(label)
+        try:
+            i = int(label)
+        except (TypeError, ValueError):
+            i = -1
+        if 0 <= i < len(self.classes) and not isinstance(label, bool):
+            return i
+        raise GankitError(f"unknown class {label!r}; this run's classes are "
+                          f"{listing([f'{j} ({c})' if c != str(j) else c for j, c in enumerate(self.classes)])}")
+
+    def labels_for(self, label, n: int) -> torch.Tensor | None:
+        """Class indices for ``n`` samples: ``label`` for all, a given tensor, or None
+        (the classes in turn, for a conditional run)."""
+        if label is None:
+            return None
+        if isinstance(label, torch.Tensor) and label.ndim == 1:
+            if not self.classes:
+                raise GankitError(f"{display(self.path)} is not a conditional run; it has no classes to ask for")
+            if len(label) != n or label.dtype.is_floating_point or (label < 0).any() or \
+                    (label >= len(self.classes)).any():
+                raise GankitError(f"label must hold {n} class indices from 0 to {len(self.classes) - 1}")
+            return label.long()
+        return torch.full((n,), self.class_index(label), dtype=torch.long)
 
     def evaluate(self, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
                  write: bool = False) -> dict:
@@ -169,46 +203,140 @@ class Run:
         return score_run(self._loaded(), metrics, n, extractor, seed, write=write)
 
 
-def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool = False,
-           checkpoint: str = "latest", weights: str = "auto") -> Path:
+def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool | str = False,
+           checkpoint: str = "latest", weights: str = "auto", label=None, per_class: int = 0) -> Path:
     """Write samples of a run's generator to ``out``.
 
     Images: ``.png`` a grid of ``n`` samples, ``.npy`` an array [n, C, H, W] of floats in
-    [0, 1]; with ``interpolate``, a latent walk (8 rows of 10 steps between random points).
-    1-D/2-D data: ``.npy`` [n, d] in data space, ``.png`` the samples over the data density.
-    A ``.npy`` is written as the samples are drawn (any ``n`` the disk can hold); a picture
-    is drawn in memory and takes at most :data:`MAX_PICTURE` samples.
+    [0, 1]; with ``interpolate`` (True, ``"linear"`` or ``"spherical"``), a latent walk
+    (:func:`interpolation_figure`, 8 rows of 10). 1-D/2-D data: ``.npy`` [n, d] in data
+    space, ``.png`` the samples over the data density. A ``.npy`` is written as the samples
+    are drawn (any ``n`` the disk can hold); a picture is drawn in memory and takes at most
+    :data:`MAX_PICTURE` samples. A conditional run takes ``label`` (one class, by name or
+    index) or ``per_class`` (that many of each class: a grid with a row per class), and
+    writes the labels of a ``.npy`` beside it (``NAME.labels.npy``).
     """
     if not isinstance(n, int) or n <= 0:
         raise GankitError(f"--n must be a whole number > 0, got {n}")
-    out = Path(out)
-    if out.suffix not in (".npy", ".png"):
-        raise GankitError(f"--out must end in .npy or .png, got {display(out)}")
-    if not out.parent.exists():
-        raise GankitError(f"the folder of --out, {display(out.parent)}, does not exist")
+    out = check_out_path(out, (".npy", ".png"))
     run = Run.open(run_path).load(checkpoint, weights=weights)
-    cfg, G = run.trained_config, run.G
     if interpolate:
-        if not run.is_image:
-            raise GankitError("--interpolate draws a latent walk of images; this run's data are not images")
-        z = interpolation_noise(8, 10, cfg.z_dim, cfg.noise, seed)
-        return _save_picture(run, run.to_data_space(generate(G, z.shape[0], cfg.z_dim, cfg.noise, seed, z=z)),
-                             out, nrow=10)
+        return interpolation_figure(run, out, seed=seed, path="auto" if interpolate is True else interpolate,
+                                    label=label)
+    labels, nrow = _sample_labels(run, n, label, per_class)
+    n = n if labels is None else len(labels)
+    cfg, G = run.trained_config, run.G
     if out.suffix == ".npy":
-        _write_npy(run, n, seed, out)
+        _write_npy(run, n, seed, out, labels)
         return out
+    if not run.is_image and run.G.out_shape[0] > 2:
+        raise GankitError(f"a picture shows 1-D or 2-D samples, and this run's have {run.G.out_shape[0]} "
+                          "coordinates; write them to a .npy file")
     limit = MAX_PICTURE["image" if run.is_image else "points"]
     if n > limit:
         raise GankitError(f"a picture of {n:,} samples is more than gankit draws (at most {limit:,}); "
                           "ask for fewer, or write them to a .npy file")
-    return _save_picture(run, run.to_data_space(generate(G, n, cfg.z_dim, cfg.noise, seed)), out)
+    return _save_picture(run, run.to_data_space(generate(G, n, cfg.z_dim, cfg.noise, seed, labels=labels)), out,
+                         nrow=nrow)
+
+
+def _sample_labels(run: Run, n: int, label, per_class: int) -> tuple[torch.Tensor | None, int | None]:
+    """The labels of a conditional run's samples (None: the classes in turn), and the
+    grid's row length."""
+    if per_class:
+        if label is not None:
+            raise GankitError("choose one of --class and --per-class")
+        if not isinstance(per_class, int) or per_class < 0:
+            raise GankitError(f"--per-class must be a whole number > 0, got {per_class}")
+        run.class_index(0)   # refuses an unconditional run
+        return torch.arange(len(run.classes)).repeat_interleave(per_class), per_class
+    if label is not None:
+        return run.labels_for(label, n), None
+    if run.classes:
+        return torch.arange(n) % len(run.classes), None
+    return None, None
+
+
+def check_out_path(out: str | Path, suffixes: tuple[str, ...]) -> Path:
+    out = Path(out)
+    if out.suffix not in suffixes:
+        raise GankitError(f"--out must end in {' or '.join(suffixes)}, got {display(out)}")
+    if not out.parent.exists():
+        raise GankitError(f"the folder of --out, {display(out.parent)}, does not exist")
+    return out
+
+
+def _check_layout(rows: int, cols: int, least_cols: int) -> None:
+    for name, v, least in (("rows", rows, 1), ("cols", cols, least_cols)):
+        if not isinstance(v, int) or v < least:
+            raise GankitError(f"--{name} must be a whole number of at least {least}, got {v}")
+    if rows * cols > MAX_PICTURE["image"]:
+        raise GankitError(f"a picture of {rows}×{cols} images is more than gankit draws "
+                          f"(at most {MAX_PICTURE['image']:,}); ask for fewer rows or columns")
+
+
+def interpolation_figure(run: Run, out: Path, rows: int = 8, cols: int = 10, seed: int = 0,
+                         path: str = "auto", label=None) -> Path:
+    """Rows of generated images along paths between pairs of random noise vectors: the
+    2014 paper's Figure 3 with ``path="linear"`` (straight lines in z); ``"spherical"``
+    follows great circles, which keeps a normal prior's typical norm; ``"auto"`` is
+    spherical for a normal prior, linear for a uniform one. ``.png`` a grid with a row per
+    pair, ``.npy`` the images [rows × cols, C, H, W] in [0, 1]. A conditional run walks
+    within the class ``label`` (by default row r within class r mod C)."""
+    if not run.is_image:
+        raise GankitError("--interpolate draws a latent walk of images; this run's data are not images")
+    if path not in INTERPOLATION_PATHS:
+        raise GankitError(f"--interpolate takes {', '.join(INTERPOLATION_PATHS)}, got {path!r}")
+    _check_layout(rows, cols, 2)
+    cfg = run.trained_config
+    spherical = path == "spherical" or (path == "auto" and cfg.noise == "normal")
+    z = interpolation_noise(rows, cols, cfg.z_dim, cfg.noise, seed, spherical=spherical)
+    labels = run.labels_for(label, z.shape[0]) if label is not None else \
+        (torch.arange(rows).repeat_interleave(cols) % len(run.classes) if run.classes else None)
+    x = run.to_data_space(generate(run.G, z.shape[0], cfg.z_dim, cfg.noise, seed, z=z, labels=labels))
+    if out.suffix == ".npy":
+        np.save(out, x.numpy())
+        return out
+    return _save_picture(run, x, out, nrow=cols)
+
+
+def nearest_figure(run_path: str | Path, out: str | Path, rows: int = 6, cols: int = 5, seed: int = 0,
+                   checkpoint: str = "latest", weights: str = "auto") -> tuple[Path, torch.Tensor]:
+    """The 2014 paper's Figure 2: ``rows`` rows of ``cols`` samples and, in a last column
+    set apart, the training image nearest (in pixel distance) to each row's last sample,
+    to show that G has not memorised its data. Returns the picture's path and the
+    distances (pixels in [0, 1]; one per row)."""
+    from .data import make_source
+    from .metrics import nearest_examples
+    from .viz.grid import make_grid, save_image
+
+    out = check_out_path(out, (".png",))
+    _check_layout(rows, cols, 1)
+    run = Run.open(run_path).load(checkpoint, weights=weights)
+    if not run.is_image:
+        raise GankitError("--nearest shows the nearest training image of samples; this run's data are not images")
+    cfg = run.trained_config
+    source = make_source(cfg, torch.device("cpu"))
+    if not hasattr(source, "data"):
+        raise GankitError(f"{cfg.data} has no training images to compare with")
+    if tuple(source.shape) != tuple(run.G.out_shape):
+        raise GankitError(f"the training images are {'×'.join(map(str, source.shape))} and the generator's "
+                          f"{'×'.join(map(str, run.G.out_shape))}; the run's data have changed since it trained")
+    x = run.to_data_space(generate(run.G, rows * cols, cfg.z_dim, cfg.noise, seed))
+    last = x[cols - 1::cols]
+    idx, dist = nearest_examples(last, source.data)
+    samples, nearest = make_grid(x, nrow=cols), make_grid(source.data[idx].float() / 255, nrow=1)
+    gap = np.full((samples.shape[0], 8, samples.shape[2]), 255, np.uint8)
+    save_image(np.concatenate([samples, gap, nearest], axis=1), out)
+    return out, dist
 
 
 MAX_PICTURE = {"image": 10_000, "points": 1_000_000}
 
 
-def _write_npy(run: Run, n: int, seed: int, out: Path) -> None:
-    """Samples streamed into a .npy file, after checking that the disk can hold it."""
+def _write_npy(run: Run, n: int, seed: int, out: Path, labels: torch.Tensor | None = None) -> None:
+    """Samples streamed into a .npy file, after checking that the disk can hold it; their
+    labels (a conditional run) in ``NAME.labels.npy`` beside it."""
     shape = tuple(run.G.out_shape)
     nbytes = n * math.prod(shape) * 4
     free = shutil.disk_usage(out.parent.absolute()).free
@@ -219,11 +347,13 @@ def _write_npy(run: Run, n: int, seed: int, out: Path) -> None:
     try:
         arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(n, *shape))
         pos = 0
-        for chunk in generate_chunks(run.G, n, cfg.z_dim, cfg.noise, seed):
+        for chunk in generate_chunks(run.G, n, cfg.z_dim, cfg.noise, seed, labels=labels):
             arr[pos:pos + len(chunk)] = run.to_data_space(chunk).numpy()
             pos += len(chunk)
         arr.flush()
         del arr
+        if labels is not None:
+            np.save(out.with_suffix(".labels.npy"), labels.numpy())
     except OSError as exc:
         raise GankitError(f"cannot write {display(out)}: {exc.strerror or exc}") from None
 

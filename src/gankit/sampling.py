@@ -21,40 +21,51 @@ def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> 
 
 
 def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,
-             z: torch.Tensor | None = None) -> torch.Tensor:
+             z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` samples of G as float32 on the CPU: noise from ``seed`` (or the given ``z``).
 
-    G runs in eval mode (BatchNorm uses running statistics, dropout is off); its mode is
-    restored afterwards, and no training random stream is touched.
+    A conditional G gets ``labels`` (int64 [n]), by default the classes in turn (0, 1, …,
+    C−1, 0, …: a class-balanced draw). G runs in eval mode (BatchNorm uses running
+    statistics, dropout is off); its mode is restored afterwards, and no training random
+    stream is touched.
     """
-    return torch.cat(list(generate_chunks(G, n, z_dim, noise, seed, batch, z)))
+    return torch.cat(list(generate_chunks(G, n, z_dim, noise, seed, batch, z, labels)))
 
 
 def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,
-                    z: torch.Tensor | None = None):
+                    z: torch.Tensor | None = None, labels: torch.Tensor | None = None):
     """The samples of :func:`generate`, ``batch`` at a time (the same values): for outputs
     larger than memory, written as they come."""
     device = next(G.parameters()).device
     gen = torch.Generator(device).manual_seed(seed) if z is None else None
     total = n if z is None else z.shape[0]
+    classes = getattr(G, "num_classes", 0)
+    if classes and labels is None:
+        labels = torch.arange(total) % classes
     was = G.training
     G.eval()
     try:
         for s in range(0, total, batch):
             zb = sample_noise(min(batch, total - s), z_dim, noise, gen) if z is None else z[s:s + batch]
             with torch.no_grad():
-                yield G(zb.to(device)).float().cpu()
+                out = G(zb.to(device)) if labels is None else G(zb.to(device), labels[s:s + batch].to(device))
+                yield out.float().cpu()
     finally:
         G.train(was)
 
 
-def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int) -> torch.Tensor:
-    """Noise for a latent walk: ``rows`` pairs of random endpoints, ``steps`` points between
-    each (spherical interpolation for a normal prior, straight lines for a uniform one)."""
+INTERPOLATION_PATHS = ("auto", "linear", "spherical")
+
+
+def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int,
+                        spherical: bool | None = None) -> torch.Tensor:
+    """Noise for a latent walk: ``rows`` pairs of random endpoints, ``steps`` points from
+    one to the other, along great circles (``spherical``; the default for a normal prior)
+    or straight lines (the default for a uniform prior)."""
     gen = torch.Generator().manual_seed(seed)
     a, b = sample_noise(rows, z_dim, noise, gen), sample_noise(rows, z_dim, noise, gen)
     t = torch.linspace(0, 1, steps)[None, :, None]
-    if noise == "normal":
+    if spherical if spherical is not None else noise == "normal":
         cos = (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
         omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]
         so = torch.sin(omega)

@@ -139,3 +139,23 @@ def test_offline_get_lists_what_it_tried(tmp_path, monkeypatch, offline_world, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "GANKIT_OFFLINE=1" in err and "a copy on this machine: none" in err
     assert main(["data", "get", "cifar100"]) == 2
+
+
+def test_a_known_repackaging_is_accepted_and_nothing_else(tmp_path, monkeypatch):
+    """Debian recompresses Fashion-MNIST's .gz files: their own hashes are pinned beside the
+    published ones; a file matching neither is refused and nothing is copied."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files, repack = {}, {}
+    for i, name in enumerate(("a.gz", "b.gz")):
+        (src / name).write_bytes(gzip.compress(bytes([i]) * 10, mtime=0))
+        files[name] = "0" * 64                       # the published file is not this one
+        repack[name] = (hashlib.sha256((src / name).read_bytes()).hexdigest(),)
+    monkeypatch.setitem(registry.NAMED, "fashion-mnist",
+                        registry.NamedDataset("fashion-mnist", files, (), repackaged=repack))
+    registry.copy_checked("fashion-mnist", src, tmp_path / "ok")
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["a.gz", "b.gz"]
+    (src / "b.gz").write_bytes(b"tampered")
+    with pytest.raises(GankitError, match="is not the published"):
+        registry.copy_checked("fashion-mnist", src, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -39,10 +39,10 @@ class Recorder:
             return x
 
         def noise(m):
-            z = noise_batch(m)
+            z, y = noise_batch(m)
             self.events.append("noise")
             self.noises.append(z)
-            return z
+            return z, y
 
         t.data.next = data_next
         t.noise_batch = noise
@@ -87,7 +87,7 @@ def test_discriminator_step_ascends_the_value_function():
     xs, zs = [], []
     nxt, nb = t.data.next, t.noise_batch
     t.data.next = lambda m, g: xs.append(nxt(m, g)) or xs[-1]
-    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    t.noise_batch = lambda m: zs.append(nb(m)[0]) or (zs[-1], None)
     t.discriminator_step()
     got = [p.grad.clone() for p in t.D.parameters()]
     v = objectives.value(t.D(xs[0]), t.D(t.G(zs[0]).detach()))
@@ -100,7 +100,7 @@ def test_generator_step_descends_its_loss_and_leaves_d_grads():
     t = _trainer(1, lr=0.0)
     zs = []
     nb = t.noise_batch
-    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    t.noise_batch = lambda m: zs.append(nb(m)[0]) or (zs[-1], None)
     t.generator_step()
     got = [p.grad.clone() for p in t.G.parameters()]
     want = torch.autograd.grad(objectives.generator_loss(t.D(t.G(zs[0])), "nonsaturating"),
@@ -155,7 +155,7 @@ def test_simultaneous_update_takes_both_gradients_from_the_same_state():
     xs, zs = [], []
     nxt, nb = t.data.next, t.noise_batch
     t.data.next = lambda m, g: xs.append(nxt(m, g)) or xs[-1]
-    t.noise_batch = lambda m: zs.append(nb(m)) or zs[-1]
+    t.noise_batch = lambda m: zs.append(nb(m)[0]) or (zs[-1], None)
     G0, D0 = _flat(t.G), _flat(t.D)
     import copy
     Gc, Dc = copy.deepcopy(t.G), copy.deepcopy(t.D)

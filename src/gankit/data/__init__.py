@@ -9,6 +9,7 @@ Data specs (``--data``):
     ring8, grid25, spiral, moons, gaussian1d, mixture1d   toy densities (synthetic.py)
     mnist, fashion-mnist                                  named image sets (registry.py)
     idx:DIR  folder:DIR  npz:FILE  cifar10:DIR            image files (images.py)
+    points:FILE                                           your own N×d points (points.py)
     fake:C,H,W                                            random images, for speed work
 """
 
@@ -22,7 +23,9 @@ import torch
 from ..errors import GankitError
 from ..registries import DATA
 from .images import fit_image, load_array, load_cifar10, load_folder, load_idx_dir
-from .registry import NAMED, resolve
+from .labels import CIFAR10_CLASSES, FASHION_CLASSES, check_labels, cifar10_labels, folder_classes, npz_labels
+from .points import PointsDensity, load_points, standardisation
+from .registry import NAMED, resolve, resolve_labels
 from .synthetic import SYNTHETIC, GaussianMixture
 
 
@@ -64,6 +67,15 @@ class DistributionSource(_FreshDraws):
     def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
         return self.distribution.sample(m, generator).to(self.device, non_blocking=True)
 
+    def density(self):
+        """What the pictures draw the samples over (here the closed-form density)."""
+        return self.distribution
+
+    def next_labeled(self, m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh draws and the mixture component of each (its class)."""
+        x, y = self.distribution.sample(m, generator, with_components=True)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
 
 class EpochSource:
     """A finite data set held in memory (on the training device), drawn in epochs: a fresh
@@ -80,6 +92,7 @@ class EpochSource:
         self.perm: torch.Tensor | None = None
         self.pos = 0
         self.epoch = 0
+        self.labels: torch.Tensor | None = None   # int64 [N] when the run is conditional
 
     def __len__(self) -> int:
         return self.data.shape[0]
@@ -87,7 +100,7 @@ class EpochSource:
     def convert(self, stored: torch.Tensor) -> torch.Tensor:
         return stored
 
-    def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
+    def _indices(self, m: int, generator: torch.Generator) -> torch.Tensor:
         n = self.data.shape[0]
         if m > n:
             raise GankitError(f"batch size {m} is larger than the data set ({n} {self.kind}); lower --batch-size")
@@ -97,7 +110,15 @@ class EpochSource:
             self.epoch += 1
         idx = self.perm[self.pos:self.pos + m]
         self.pos += m
-        return self.convert(self.data[idx])
+        return idx
+
+    def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
+        return self.convert(self.data[self._indices(m, generator)])
+
+    def next_labeled(self, m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next minibatch (the same one :meth:`next` would give) and its labels."""
+        idx = self._indices(m, generator)
+        return self.convert(self.data[idx]), self.labels[idx]
 
     def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` random examples (without touching the epoch order) for pictures and histograms."""
@@ -131,18 +152,24 @@ class ImageSource(EpochSource):
 
 class PointsSource(EpochSource):
     """Points [N, d] of the user's own, standardised for training (each coordinate to mean 0
-    and standard deviation 1; ``mean`` and ``std`` map G's outputs back to the data's units)."""
+    and standard deviation 1; ``mean`` and ``std``, saved in checkpoints, map G's outputs
+    back to the data's units)."""
 
     kind = "points"
     value_range = None
 
     def __init__(self, points: np.ndarray, device: torch.device, origin: str = ""):
-        x = torch.as_tensor(np.asarray(points, dtype=np.float64))
-        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-12)
+        self.points = np.asarray(points, dtype=np.float64)
+        self.mean, self.std = standardisation(self.points)
+        x = torch.as_tensor(self.points)
         super().__init__(((x - self.mean) / self.std).float(), device, origin)
 
     def to_data_units(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std.to(y) + self.mean.to(y)
+
+    def density(self) -> PointsDensity:
+        """What the pictures draw the samples over: a kernel density estimate of the data."""
+        return PointsDensity(self.points, os.path.basename(self.origin) or "points")
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "mean": self.mean, "std": self.std}
@@ -167,7 +194,10 @@ def toy_names() -> list[str]:
 
 
 def get_distribution(name: str) -> GaussianMixture:
-    """The closed-form distribution behind a registered low-dimensional data set."""
+    """The closed-form distribution behind a registered low-dimensional data set, or for
+    ``points:FILE`` the data's :class:`PointsDensity`."""
+    if name not in DATA and ":" in name and DATA.lookup(name).meta.get("density"):
+        return DATA.lookup(name).meta["density"](name)
     factory = DATA.entry(name).meta.get("distribution") if name in DATA else None
     if factory is None:
         raise GankitError(f"{name!r} is not a low-dimensional data set with a known density; "
@@ -226,7 +256,33 @@ def make_source(cfg_or_name, device: torch.device):
     else:
         cfg = cfg_or_name
     DATA.check(cfg.data)
-    return DATA.lookup(cfg.data).obj(cfg, device)
+    source = DATA.lookup(cfg.data).obj(cfg, device)
+    if getattr(cfg, "conditional", False):
+        attach_labels(source, cfg)
+    return source
+
+
+def attach_labels(source, cfg) -> None:
+    """Give a source its class labels (``source.labels``, ``source.classes``) for a
+    conditional run, or refuse data that have none."""
+    if isinstance(source, DistributionSource):
+        k = len(source.distribution.means)
+        if k < 2:
+            raise GankitError(f"{cfg.data} is one Gaussian: it has no classes for --conditional")
+        source.classes = [f"mode {i}" for i in range(k)]
+        source.class_counts = source.distribution.weights.double()
+        return
+    reader = DATA.lookup(cfg.data).meta.get("labels")
+    if reader is None or not hasattr(source, "data"):
+        raise GankitError(f"{cfg.data} has no class labels; --conditional takes mnist, fashion-mnist, cifar10:DIR, "
+                          "folder:DIR (a subfolder per class), npz:FILE (with a y array) or a toy mixture")
+    y, names = reader(cfg.data, "train", cfg.data_dir or None)
+    y = check_labels(y, len(source), f"{cfg.data} labels")
+    source.labels = torch.from_numpy(y).to(source.device)
+    source.classes = list(names) if names else [str(i) for i in range(int(y.max()) + 1)]
+    if len(source.classes) != int(y.max()) + 1:
+        raise GankitError(f"{cfg.data}: {len(source.classes)} class names for {int(y.max()) + 1} classes")
+    source.class_counts = torch.bincount(source.labels.cpu()).double()
 
 
 # ---------------------------------------------------------------------- the registered data sets
@@ -254,26 +310,41 @@ def _folder_source(cfg, device):
     return ImageSource(resize_images(images, cfg.image_size, cfg.resize, cfg.channels, arg), device, arg)
 
 
+def _points_source(cfg, device):
+    return PointsSource(load_points(_path(cfg.data)), device, _path(cfg.data))
+
+
 def _path(spec: str) -> str:
     return os.path.expanduser(spec.partition(":")[2])
 
 
 for _name, _spec in SYNTHETIC.items():
     register_toy(_name, _spec.build, _spec.doc)
+def _named_labels(spec, split, data_dir):
+    return resolve_labels(spec, split, data_dir), (FASHION_CLASSES if spec == "fashion-mnist" else None)
+
+
 for _name, _spec in NAMED.items():
     DATA.register(_name, _file_source, doc=_spec.doc, kind="images",
-                  images=lambda spec, split, data_dir: resolve(spec, split, data_dir))
+                  images=lambda spec, split, data_dir: resolve(spec, split, data_dir), labels=_named_labels)
 DATA.register("idx", _file_source, prefix=True, kind="images", doc="a folder of MNIST-style IDX files",
               images=lambda spec, split, data_dir: (load_idx_dir(_path(spec), split), _path(spec)))
-DATA.register("folder", _folder_source, prefix=True, kind="images", doc="a folder of PNG/JPEG/BMP images")
+DATA.register("folder", _folder_source, prefix=True, kind="images", doc="a folder of PNG/JPEG/BMP images",
+              labels=lambda spec, split, data_dir: folder_classes(_path(spec)))
 DATA.register("npz", _file_source, prefix=True, kind="images", doc="a .npy or .npz array of images",
-              images=lambda spec, split, data_dir: (load_array(_path(spec)), _path(spec)))
+              images=lambda spec, split, data_dir: (load_array(_path(spec)), _path(spec)),
+              labels=lambda spec, split, data_dir: (npz_labels(_path(spec)), None))
 DATA.register("cifar10", _file_source, prefix=True, kind="images", doc="a folder of CIFAR-10 python batches",
-              images=lambda spec, split, data_dir: (load_cifar10(_path(spec), split), _path(spec)))
+              images=lambda spec, split, data_dir: (load_cifar10(_path(spec), split), _path(spec)),
+              labels=lambda spec, split, data_dir: (cifar10_labels(_path(spec), split), CIFAR10_CLASSES))
+DATA.register("points", _points_source, prefix=True, kind="points",
+              doc="your own N×d points (.npy, .npz, .csv), for the MLP GAN",
+              density=lambda spec: PointsDensity(load_points(_path(spec)), os.path.basename(_path(spec))))
 DATA.register("fake", _fake_source, prefix=True, kind="images", doc="random images of shape C,H,W (speed work)",
               check=parse_fake)
 
 
-__all__ = ["GaussianMixture", "DistributionSource", "ImageSource", "FakeSource", "get_distribution",
+__all__ = ["GaussianMixture", "DistributionSource", "ImageSource", "PointsSource", "PointsDensity", "FakeSource",
+           "get_distribution", "load_points",
            "register_toy", "is_mode_benchmark", "toy_names",
            "make_source", "load_images", "resize_images"]

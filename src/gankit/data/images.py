@@ -160,6 +160,12 @@ def load_array(path: str | Path) -> np.ndarray:
 
     The array's header is read and checked against the bytes the file holds, and against
     the memory available, before the data are loaded."""
+    return to_nchw_uint8(np.asarray(read_array_file(path, ("images", "x", "arr_0"))), str(path))
+
+
+def read_array_file(path: str | Path, keys: tuple[str, ...]) -> np.ndarray:
+    """The array of a ``.npy`` file, or of an ``.npz`` file's member named by the first of
+    ``keys`` it holds (or its only member), its header checked before the data are read."""
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"array file {str(path)!r} does not exist")
@@ -167,13 +173,11 @@ def load_array(path: str | Path) -> np.ndarray:
         with open(path, "rb") as fh:
             zipped = fh.read(4) == b"PK\x03\x04"
         if zipped:
-            a = _load_npz_member(path)
-        else:
-            with open(path, "rb") as fh:
-                a = _read_npy(fh, path.stat().st_size, str(path))
+            return _load_npz_member(path, keys)
+        with open(path, "rb") as fh:
+            return _read_npy(fh, path.stat().st_size, str(path))
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise GankitError(f"{path}: not a readable .npy/.npz file ({str(exc).splitlines()[0]})") from None
-    return to_nchw_uint8(np.asarray(a), str(path))
 
 
 def _read_npy(fh, size: int, source: str) -> np.ndarray:
@@ -198,13 +202,13 @@ def _read_npy(fh, size: int, source: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _load_npz_member(path: Path) -> np.ndarray:
+def _load_npz_member(path: Path, wanted: tuple[str, ...]) -> np.ndarray:
     with zipfile.ZipFile(path) as z:
         keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-        key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
+        key = next((k for k in wanted if k in keys), keys[0] if len(keys) == 1 else None)
         if key is None:
-            raise GankitError(f"{path}: several arrays ({', '.join(keys) or 'none'}) and none named images, x "
-                              "or arr_0")
+            raise GankitError(f"{path}: several arrays ({', '.join(keys) or 'none'}) and none named "
+                              f"{', '.join(wanted[:-1])} or {wanted[-1]}")
         info = z.getinfo(key + ".npy")
         with z.open(info) as fh:
             return _read_npy(fh, info.file_size, f"{path} [{key}]")

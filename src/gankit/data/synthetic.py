@@ -57,13 +57,15 @@ class GaussianMixture:
             )
         return self._cache[key]
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` exact draws as float32 [n, d], on the generator's device (CPU by default)."""
+    def sample(self, n: int, generator: torch.Generator | None = None, with_components: bool = False):
+        """``n`` exact draws as float32 [n, d], on the generator's device (CPU by default);
+        with ``with_components``, also the component each was drawn from (int64 [n])."""
         device = generator.device if generator is not None else torch.device("cpu")
         means, stds, weights = self._on(device)
         idx = torch.multinomial(weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, device=device)
-        return means[idx] + stds[idx].unsqueeze(1) * eps
+        x = means[idx] + stds[idx].unsqueeze(1) * eps
+        return (x, idx) if with_components else x
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log density at ``x`` ([n, d] or [n] for d = 1), in float64."""

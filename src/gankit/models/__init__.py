@@ -3,15 +3,20 @@
 The discriminator always returns one logit per example, shape [n]; ``D(x) = sigmoid`` of
 it. A generator may declare ``output_range`` (e.g. (-1, 1) for tanh): image data are
 scaled to it. A family is a builder ``(config, data_shape) -> (G, D)`` registered in
-:data:`gankit.registries.MODELS` (``docs/extending.md`` adds one).
+:data:`gankit.registries.MODELS` (``docs/extending.md`` adds one), with, for
+``--conditional``, a builder ``(config, data_shape, num_classes) -> (G(z, y), D(x, y))``
+as its ``conditional`` entry.
 """
 
 from __future__ import annotations
+
+import math
 
 from torch import nn
 
 from ..errors import GankitError
 from ..registries import MODELS
+from .conditional import ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES as DCGAN_SIZES
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -43,21 +48,48 @@ def _build_paper_mnist(cfg, shape):
     return PaperMNISTGenerator(cfg.z_dim, shape), PaperMNISTDiscriminator(shape)
 
 
-MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)")
-MODELS.register("dcgan", _build_dcgan, doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)",
+MLP_EMBED, DCGAN_EMBED = 8, 50   # class-embedding sizes joined to the noise (and, for the MLP, to x)
+
+
+def _conditional_mlp(cfg, shape, num_classes):
+    flat = (math.prod(shape),)
+    G = ConditionalGenerator(MLPGenerator(cfg.z_dim + MLP_EMBED, shape, hidden=cfg.hidden, depth=cfg.depth),
+                             num_classes, MLP_EMBED)
+    D = ConcatDiscriminator(MLPDiscriminator((flat[0] + MLP_EMBED,), hidden=cfg.hidden, depth=cfg.depth),
+                            shape, num_classes, MLP_EMBED)
+    return G, D
+
+
+def _conditional_dcgan(cfg, shape, num_classes):
+    G0, D0 = _build_dcgan(cfg.replace(z_dim=cfg.z_dim + DCGAN_EMBED), shape)
+    return ConditionalGenerator(G0, num_classes, DCGAN_EMBED), ProjectionDiscriminator(D0, num_classes)
+
+
+MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)",
+                conditional=_conditional_mlp)
+MODELS.register("dcgan", _build_dcgan, conditional=_conditional_dcgan,
+                doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)",
                 defaults={"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "batch_size": 64,
                           "lr_schedule": "constant"})
 MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D",
                 defaults={"z_dim": 100, "batch_size": 100})
 
 
-def build_models(cfg, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_models(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Build G and D for ``cfg.model``, initialised from the current global torch RNG; with
+    ``num_classes``, the conditional G(z, y) and D(x, y) (``models/conditional.py``); with
     ``pack`` > 1, D for packs of that many examples; with ``spectral_norm``, D's weights
     spectrally normalised."""
     from ..training.regularizers import packed_shape, spectral_normalize
     build = MODELS.get(cfg.model)
-    G, D = build(cfg, tuple(data_shape))
+    if num_classes:
+        conditional = MODELS.entry(cfg.model).meta.get("conditional")
+        if conditional is None:
+            raise GankitError(f"model {cfg.model} has no conditional form; --conditional takes --model "
+                              + " or ".join(n for n in MODELS.names() if MODELS.entry(n).meta.get("conditional")))
+        G, D = conditional(cfg, tuple(data_shape), num_classes)
+    else:
+        G, D = build(cfg, tuple(data_shape))
     if getattr(cfg, "pack", 1) > 1:
         D = build(cfg, packed_shape(tuple(data_shape), cfg.pack))[1]
     if getattr(cfg, "spectral_norm", False):

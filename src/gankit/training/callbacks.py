@@ -84,7 +84,9 @@ class LowDimEvaluator(Callback):
         self._snapshot = None  # the per-evaluation picture, its density background computed once
 
     def generate(self, G: torch.nn.Module) -> np.ndarray:
-        return generate(G, self.n, self.z_dim, self.noise, self.seed).reshape(self.n, -1).numpy().astype(np.float64)
+        """G's samples in the data's units (points of the user's own are learned standardised)."""
+        x = generate(G, self.n, self.z_dim, self.noise, self.seed).reshape(self.n, -1).double()
+        return to_data_units(self.dist, x).numpy()
 
     def evaluate(self, G) -> dict:
         x = self.generate(G)
@@ -117,6 +119,27 @@ class LowDimEvaluator(Callback):
                               self.metrics_rows(), step)
 
 
+def d_probability(D: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """D(x) for pictures and histograms; a conditional D judges x as the class it finds
+    most real (the largest D(x, c) over the classes c)."""
+    classes = getattr(D, "num_classes", 0)
+    if not classes:
+        return torch.sigmoid(D(x))
+    logits = torch.stack([D(x, torch.full((x.shape[0],), c, dtype=torch.long, device=x.device))
+                          for c in range(classes)])
+    return torch.sigmoid(logits.max(0).values)
+
+
+def to_data_units(dist, x: torch.Tensor) -> torch.Tensor:
+    """G's output in the data's units: the map of a density that has one (points of the
+    user's own), else the output itself (the toy densities)."""
+    return dist.to_data_units(x) if hasattr(dist, "to_data_units") else x
+
+
+def to_model_units(dist, x: torch.Tensor) -> torch.Tensor:
+    return dist.to_model_units(x) if hasattr(dist, "to_model_units") else x
+
+
 def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: list, step: int) -> None:
     """The three pictures of a 1-D/2-D run: samples.png, discriminator.png, losses.png."""
     from ..viz.plots import plot_discriminator, plot_losses, plot_samples
@@ -126,20 +149,22 @@ def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: 
     device = next(D.parameters()).device
 
     def d_of(pts: np.ndarray) -> np.ndarray:
-        """D(x) on points; a D that judges packs of M examples (PacGAN) judges M copies of x."""
+        """D(x) on points in the data's units; a D that judges packs of M examples (PacGAN)
+        judges M copies of x."""
         was = D.training
         D.eval()
-        x = torch.as_tensor(pts, dtype=torch.float32, device=device)
+        x = to_model_units(dist, torch.as_tensor(pts, dtype=torch.float64)).to(device, torch.float32)
         copies = getattr(D, "in_shape", (x.shape[1],))[0] // x.shape[1]
         with torch.no_grad():
-            out = torch.sigmoid(D(x.repeat(1, max(copies, 1)))).float().cpu().numpy()
+            out = d_probability(D, x.repeat(1, max(copies, 1))).float().cpu().numpy()
         D.train(was)
         return out
 
     finite = samples[np.isfinite(samples).all(1)]
     plot_samples(run_dir / "samples.png", finite, log_prob, dist.bounds, title=f"{dist.name}, step {step}")
     plot_discriminator(run_dir / "discriminator.png", d_of, log_prob, dist.bounds, finite,
-                       title=f"D(x) at step {step}")
+                       title=f"D(x) at step {step}" + (", the largest over classes" if getattr(D, "num_classes", 0)
+                                                       else ""))
     plot_losses(run_dir / "losses.png", rows)
 
 
@@ -351,7 +376,7 @@ class TensorBoardLogger(Callback):
                 x = trainer.data.peek(256 - 256 % trainer.stab.pack, look)
                 fake = generate(trainer.G_sample, x.shape[0], self.z_dim, self.noise, self.seed)
                 dev = next(trainer.D.parameters()).device
-                judge = lambda t: torch.sigmoid(trainer.D(trainer.stab.d_view(t.to(dev)))).float().cpu()  # noqa: E731
+                judge = lambda t: d_probability(trainer.D, trainer.stab.d_view(t.to(dev))).float().cpu()  # noqa: E731
                 self.writer.add_histogram("D(x)/real", judge(x), step)
                 self.writer.add_histogram("D(x)/fake", judge(fake), step)
                 trainer.D.train(was)

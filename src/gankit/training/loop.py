@@ -117,6 +117,8 @@ class GANTrainer:
     G_train: nn.Module | None = None  # G as updated (DDP-wrapped when distributed); G itself otherwise
     D_train: nn.Module | None = None
     stab: Stabilizers = field(default_factory=Stabilizers)  # EMA, packing, augmentation, R1/R2
+    # conditional: the probabilities of the classes G is trained on (None: unconditional)
+    class_probs: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
@@ -162,9 +164,27 @@ class GANTrainer:
                 if "momentum" in h and "momentum" in group:
                     group["momentum"] = h["momentum"]
 
-    def noise_batch(self, m: int) -> torch.Tensor:
-        """This process's part of ``m`` fresh noise vectors (all of them when alone)."""
-        return self._shard(sample_noise(m, self.z_dim, self.noise, self.noise_generator))
+    def noise_batch(self, m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's part of ``m`` fresh noise vectors (all of them when alone) and, for
+        a conditional GAN, of their classes (drawn after the noise, from the same stream)."""
+        z = self._shard(sample_noise(m, self.z_dim, self.noise, self.noise_generator))
+        if self.class_probs is None:
+            return z, None
+        y = torch.multinomial(self.class_probs, m, replacement=True, generator=self.noise_generator)
+        return z, self._shard(y.to(z.device))
+
+    def data_batch(self, m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's part of the next ``m`` data examples (channels_last images when
+        asked for) and, for a conditional GAN, of their labels."""
+        if self.class_probs is None:
+            x, y = self.data.next(m, self.data_generator), None
+        else:
+            x, y = self.data.next_labeled(m, self.data_generator)
+            y = self._shard(y)
+        x = self._shard(x)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
 
     @property
     def G_sample(self) -> nn.Module:
@@ -176,20 +196,19 @@ class GANTrainer:
         fresh noise, G fixed. With stabilisers, D judges augmented and packed batches and its
         loss carries the due gradient penalties (the returned L_D does not)."""
         m = self.batch_size
-        z = self.noise_batch(m)
-        x = self._shard(self.data.next(m, self.data_generator))
-        if self.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        z, y_fake = self.noise_batch(m)
+        x, y = self.data_batch(m)
         keep = self.reuse_fake and self.k == 1
         with self._autocast():
             with torch.set_grad_enabled(keep):
-                fake = (self.G_train if keep else self.G)(z)
+                fake = call(self.G_train if keep else self.G, z, y_fake)
             real_in, fake_in = self.stab.d_view(x), self.stab.d_view(fake.detach())
-            real_logits = self.D_train(real_in).float()
-            fake_logits = self.D_train(fake_in).float()
-        self._fake = fake if keep else None
+            real_logits = call(self.D_train, real_in, y).float()
+            fake_logits = call(self.D_train, fake_in, y_fake).float()
+        self._fake = (fake, y_fake) if keep else None
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
-        penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast)
+        penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast,
+                                    labels=(y, y_fake))
         self.opt_d.zero_grad(set_to_none=True)
         self._backward_step(loss_d if penalty is None else loss_d + penalty, self.opt_d)
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
@@ -200,13 +219,16 @@ class GANTrainer:
         With ``reuse_fake`` and k = 1 the samples G(z) of the D step are reused: G has not
         changed since, so this is the same update on the same kind of draw.
         """
-        fake, self._fake = self._fake, None
+        kept, self._fake = self._fake, None
         self.D.requires_grad_(False)
         try:
             with self._autocast():
-                if fake is None:
-                    fake = self.G_train(self.noise_batch(self.batch_size))
-                fake_logits = self.D(self.stab.d_view(fake)).float()
+                if kept is None:
+                    z, y = self.noise_batch(self.batch_size)
+                    fake = call(self.G_train, z, y)
+                else:
+                    fake, y = kept
+                fake_logits = call(self.D, self.stab.d_view(fake), y).float()
             loss_g = objectives.generator_loss(fake_logits, self.loss)
             self.opt_g.zero_grad(set_to_none=True)
             self._backward_step(loss_g, self.opt_g)
@@ -223,14 +245,12 @@ class GANTrainer:
         if self.scaler is not None:
             raise ValueError("simultaneous updates do not support fp16 loss scaling; use bf16 or fp32")
         m = self.batch_size
-        z = self.noise_batch(m)
-        x = self._shard(self.data.next(m, self.data_generator))
-        if self.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        z, y_fake = self.noise_batch(m)
+        x, y = self.data_batch(m)
         with self._autocast():
-            fake = self.G_train(z)
-            real_logits = self.D_train(self.stab.d_view(x)).float()
-            fake_logits = self.D_train(self.stab.d_view(fake)).float()
+            fake = call(self.G_train, z, y_fake)
+            real_logits = call(self.D_train, self.stab.d_view(x), y).float()
+            fake_logits = call(self.D_train, self.stab.d_view(fake), y_fake).float()
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         loss_g = objectives.generator_loss(fake_logits, self.loss)
         self.opt_d.zero_grad(set_to_none=True)
@@ -270,6 +290,11 @@ class GANTrainer:
             grad_norm_g=grad_norm_g,
             loss_scale=loss_d.new_tensor(self.scaler.get_scale()) if with_grad_norms and self.scaler else None,
         )
+
+
+def call(net: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """``net(x)``, or ``net(x, y)`` for a conditional network and its labels."""
+    return net(x) if y is None else net(x, y)
 
 
 class Callback:

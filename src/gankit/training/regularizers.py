@@ -34,15 +34,16 @@ class Stabilizers:
         return pack(x, self.pack)
 
     def penalty(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor, d_step: int,
-                autocast=None) -> torch.Tensor | None:
-        """``reg_every · (γ1 R1 + γ2 R2)`` on D's inputs when D step ``d_step`` is due, else None."""
+                autocast=None, labels: tuple = (None, None)) -> torch.Tensor | None:
+        """``reg_every · (γ1 R1 + γ2 R2)`` on D's inputs when D step ``d_step`` is due, else
+        None; a conditional D gets each batch's ``labels`` (real, generated)."""
         if not (self.r1 or self.r2) or d_step % self.reg_every:
             return None
         total = 0.0
         if self.r1:
-            total = total + self.r1 * gradient_penalty(D, real_in, autocast)
+            total = total + self.r1 * gradient_penalty(D, real_in, autocast, labels[0])
         if self.r2:
-            total = total + self.r2 * gradient_penalty(D, fake_in, autocast)
+            total = total + self.r2 * gradient_penalty(D, fake_in, autocast, labels[1])
         return self.reg_every * total
 
 
@@ -96,15 +97,15 @@ def spectral_normalize(D: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------- gradient penalties
-def gradient_penalty(D: nn.Module, x: torch.Tensor, autocast=None) -> torch.Tensor:
-    """``1/2 E_x ||∇_x f(x)||²`` (f: D's logit) on the batch ``x``, with a graph for its own
-    gradient (R1 on real data, R2 on generated data; Mescheder et al. 2018). The squared
-    norms are summed in float32 (float64 for float64 inputs) whatever the precision of D's
-    forward pass."""
+def gradient_penalty(D: nn.Module, x: torch.Tensor, autocast=None, y: torch.Tensor | None = None) -> torch.Tensor:
+    """``1/2 E_x ||∇_x f(x)||²`` (f: D's logit; ``f(x, y)`` for a conditional D with the
+    labels ``y`` held fixed) on the batch ``x``, with a graph for its own gradient (R1 on real
+    data, R2 on generated data; Mescheder et al. 2018). The squared norms are summed in
+    float32 (float64 for float64 inputs) whatever the precision of D's forward pass."""
     x = x.detach().requires_grad_(True)
     ctx = autocast() if autocast is not None else torch.autocast(x.device.type, enabled=False)
     with ctx:
-        logits = D(x)
+        logits = D(x) if y is None else D(x, y)
     logits = logits if logits.dtype == torch.float64 else logits.float()
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     grad = grad if grad.dtype == torch.float64 else grad.float()

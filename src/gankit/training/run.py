@@ -192,7 +192,8 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                           "lower --batch-size")
     if user.models is None:
         check_training_memory(build_models, cfg, tuple(source.shape), device)
-    G, D = user.models or build_models(cfg, source.shape)
+    classes = list(getattr(source, "classes", None) or []) if cfg.conditional else []
+    G, D = user.models or build_models(cfg, source.shape, num_classes=len(classes))
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
         if hasattr(G, "init_from_data") and hasattr(source, "data") and ckpt is None:
@@ -213,6 +214,7 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                          schedule=make_schedule(cfg), precision=precision, channels_last=is_convolutional(D),
                          reuse_fake=cfg.reuse_fake, update=cfg.update, dist=dd,
                          G_train=wrap(G, dd, device), D_train=wrap(D, dd, device),
+                         class_probs=fake_label_probs(cfg, source, device) if classes else None,
                          stab=make_stabilizers(cfg, G, device, seeds))
     runtime = {"device": str(device), "precision": precision, "threads": threads, "cpu_kernels": kernels,
                "processes": dd.world, **provenance()}
@@ -233,6 +235,13 @@ def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seed
     return Stabilizers(pack=cfg.pack, augment=policy, r1=cfg.r1, r2=cfg.r2, reg_every=cfg.reg_every,
                        augment_generator=torch.Generator(device).manual_seed(seeds["augment"]) if policy else None,
                        ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None)
+
+
+def fake_label_probs(cfg: Config, source, device: torch.device) -> torch.Tensor:
+    """The class probabilities of G's labels: the data's class frequencies, or uniform."""
+    counts = source.class_counts.float()
+    probs = counts / counts.sum() if cfg.fake_labels == "data" else torch.ones_like(counts) / len(counts)
+    return probs.to(device)
 
 
 def make_scorer(cfg: Config, source, seeds: dict, dd: Dist) -> tuple[Scorer | None, list]:
@@ -300,8 +309,8 @@ def make_callbacks(cfg: Config, run_dir: Path, parts: Components, state: Trainin
         return [stats, WeightGuard(cfg.checkpoint_every, state.trainer.G, state.trainer.D)]
     writer = MetricsWriter(log, log.rows())
     callbacks = [stats]
-    if isinstance(source, DistributionSource) and source.shape[0] <= 2:
-        callbacks.append(LowDimEvaluator(run_dir, source.distribution, cfg.z_dim, cfg.noise, cfg.eval_samples,
+    if len(source.shape) == 1 and source.shape[0] <= 2 and hasattr(source, "density"):
+        callbacks.append(LowDimEvaluator(run_dir, source.density(), cfg.z_dim, cfg.noise, cfg.eval_samples,
                                          cfg.eval_every, cfg.steps, seeds["eval"], lambda: writer.rows))
     elif len(source.shape) == 3:
         callbacks.append(ImageSampler(run_dir, cfg.z_dim, cfg.noise, cfg.eval_every, cfg.steps, seeds["eval"],

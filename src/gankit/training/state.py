@@ -79,6 +79,7 @@ class TrainingState:
             "lr_scale": t.lr_scale,
             "scaler": t.scaler.state_dict() if t.scaler is not None else {},
             **({"G_ema": t.stab.ema.state_dict()} if t.stab.ema is not None else {}),
+            **({"classes": list(t.data.classes)} if t.class_probs is not None else {}),
         }
 
     def load_state_dict(self, ck: dict) -> None:

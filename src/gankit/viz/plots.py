@@ -22,6 +22,14 @@ def _grid2d(bounds: np.ndarray, n: int = 200):
     return gx, gy, np.stack([gx.ravel(), gy.ravel()], 1)
 
 
+def _equal_if_comparable(ax, bounds: np.ndarray) -> None:
+    """Equal scales on both axes where their spans are within 3× (a user's points may
+    have coordinates in very different units)."""
+    spans = bounds[:, 1] - bounds[:, 0]
+    if spans.max() <= 3 * spans.min():
+        ax.set_aspect("equal")
+
+
 def plot_samples(path: Path, samples: np.ndarray, log_prob: Callable[[np.ndarray], np.ndarray],
                  bounds: np.ndarray, title: str = "") -> None:
     """Generated samples over the data density (2-D: log-density image; 1-D: histogram)."""
@@ -36,7 +44,7 @@ def plot_samples(path: Path, samples: np.ndarray, log_prob: Callable[[np.ndarray
                    label=f"G(z), {inside.sum()} of {len(samples)} in view")
         ax.set_xlim(bounds[0])
         ax.set_ylim(bounds[1])
-        ax.set_aspect("equal")
+        _equal_if_comparable(ax, bounds)
     else:
         xs = np.linspace(bounds[0, 0], bounds[0, 1], 600)
         ax.plot(xs, np.exp(log_prob(xs[:, None])), color="k", label="p_data")
@@ -64,8 +72,8 @@ def plot_discriminator(path: Path, d_of: Callable[[np.ndarray], np.ndarray],
         gx, gy, pts = _grid2d(bounds)
         d = d_of(pts).reshape(gx.shape)
         fig, ax = plt.subplots(figsize=(6, 5))
-        im = ax.imshow(d, origin="lower", extent=bounds.ravel(), cmap="RdBu_r", vmin=0, vmax=1,
-                       aspect="equal")
+        im = ax.imshow(d, origin="lower", extent=bounds.ravel(), cmap="RdBu_r", vmin=0, vmax=1, aspect="auto")
+        _equal_if_comparable(ax, bounds)
         lp = log_prob(pts).reshape(gx.shape)
         ax.contour(gx, gy, lp, levels=[np.log(np.exp(lp).max()) - 4.5], colors="k", linewidths=0.6)
         fig.colorbar(im, ax=ax, label="D(x)")

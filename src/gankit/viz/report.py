@@ -37,6 +37,8 @@ NAMES = {
     "lr_d": ("learning rate of D", "", "{:.4g}"), "lr_g": ("learning rate of G", "", "{:.4g}"),
     "examples_per_s": ("training speed", "examples/s", "{:,.0f}"), "wall_time": ("wall time", "s", "{:,.0f}"),
     "class_kl": ("KL of class shares to uniform", "nats", "{:.4f}"), "classes_present": ("classes present", "", "{}"),
+    "class_accuracy": ("conditional accuracy (samples of class c judged c)", "%", "{:.1%}"),
+    "energy": ("energy distance", "", "{:.4g}"), "energy_std": ("energy distance spread over subsets", "", "{:.2g}"),
     "eval_seconds": ("evaluation time", "s", "{:.1f}"), "loss_scale": ("fp16 loss scale", "", "{:g}"),
 }
 CURVES = (("losses", ("loss_d", "loss_g", "value")), ("discriminator outputs", ("d_real", "d_fake")),
@@ -210,7 +212,22 @@ def metric_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
             last = next((x[k] for x in reversed(r["rows"]) if k in x), None)
             row += [fmt(k, last) if last is not None else "–", fmt(k, r["eval"][k]) if k in r["eval"] else "–"]
         rows.append(row)
-    return header, rows
+    return header, rows + class_rows(runs)
+
+
+def class_rows(runs: list[dict]) -> list[list[str]]:
+    """A row per class of a conditional run's evaluation: its conditional accuracy."""
+    names = next((r["eval"].get("classes") for r in runs if r["eval"] and r["eval"].get("classes")), None)
+    if not names:
+        return []
+    rows = []
+    for c, name in enumerate(names):
+        row = [f"conditional accuracy, class {name}"]
+        for r in runs:
+            per = (r["eval"] or {}).get("class_accuracy_per_class") or []
+            row += ["–", f"{per[c]:.1%}" if c < len(per) else "–"]
+        rows.append(row)
+    return rows
 
 
 def pictures(run: dict, ident: bool) -> str:

@@ -15,7 +15,7 @@ from gankit.data.labels import check_labels, folder_classes
 from gankit.errors import GankitError
 from gankit.evaluate import Scorer
 from gankit.models import build_models
-from gankit.models.conditional import ConditionalGenerator, ProjectionDiscriminator
+from gankit.models.conditional import ChannelConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from gankit.runs import Run
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -111,17 +111,23 @@ def test_conditional_models_compute_what_they_claim():
     torch.manual_seed(0)
     cfg = Config(model="dcgan", width=8, z_dim=8)
     G, D = build_models(cfg, (1, 28, 28), num_classes=3)
-    assert isinstance(G, ConditionalGenerator) and isinstance(D, ProjectionDiscriminator)
+    assert isinstance(G, ConditionalGenerator) and isinstance(D, ChannelConcatDiscriminator)
     z, y = torch.randn(6, 8), torch.tensor([2, 0, 1, 1, 0, 2])
     G.eval()
     # G(z, y) is the base G on [z, e(y)]; G(z) takes the classes in turn.
     torch.testing.assert_close(G(z, y), G.base(torch.cat([z, G.embed(y)], 1)), rtol=0, atol=0)
     torch.testing.assert_close(G(z), G(z, torch.arange(6) % 3), rtol=0, atol=0)
-    # D(x, y) = psi(phi(x)) + e(y) . phi(x)
+    # concat: D(x, y) = D0 on the image and 3 maps, map c all ones for class c
     x = torch.randn(6, 1, 28, 28)
-    h = D.base.net[:-1](x)
-    want = D.base.net[-1](h).flatten() + (D.embed(y) * h.flatten(1)).sum(1)
-    torch.testing.assert_close(D(x, y), want, rtol=1e-6, atol=1e-6)
+    maps = torch.zeros(6, 3, 28, 28)
+    maps[torch.arange(6), y] = 1
+    torch.testing.assert_close(D(x, y), D.base(torch.cat([x, maps], 1)), rtol=0, atol=0)
+    # projection: D(x, y) = psi(h(x)) + e(y) . sum over positions of h(x)
+    _, P = build_models(cfg.replace(class_input="projection"), (1, 28, 28), num_classes=3)
+    assert isinstance(P, ProjectionDiscriminator)
+    h = P.base.net[:-1](x)
+    want = P.base.net[-1](h).flatten() + (P.embed(y) * h.sum(dim=(2, 3))).sum(1)
+    torch.testing.assert_close(P(x, y), want, rtol=1e-6, atol=1e-6)
     # the MLP joins the embedding to G's noise and to D's input
     Gm, Dm = build_models(Config(), (2,), num_classes=8)
     p = torch.randn(5, 2)
@@ -209,7 +215,15 @@ def test_class_accuracy_of_perfect_and_wrong_generators():
             return torch.stack([a.cos(), a.sin()], 1).float() + 0 * self.w
 
     cfg = Config(data="ring8", conditional=True)
-    s = Scorer(cfg, (2,), ["cacc"], 800)
-    assert s.score(Modes(0))["class_accuracy"] == 1.0
+    s = Scorer(cfg, (2,), ["cacc", "cfid"], 8000)
+    right = s.score(Modes(0))
+    assert right["class_accuracy"] == 1.0
     wrong = s.score(Modes(1))
     assert wrong["class_accuracy"] == 0.0 and wrong["class_accuracy_per_class"] == [0.0] * 8
+    # Per-class FID against the exact reference (std 0.01 about each mode): a point mass on
+    # its own mode costs Tr(Σ) = 2σ² = 2e-4; on the next mode also |m_{c+1} - m_c|² = 4 sin²(π/8).
+    for per in right["class_fid_per_class"]:
+        assert 1.6e-4 < per < 2.4e-4, per            # ~1,000 reference draws per class: ±20 %
+    shift = 4 * np.sin(np.pi / 8) ** 2
+    for per in wrong["class_fid_per_class"]:
+        assert abs(per - shift - 2e-4) < 0.01 * shift, per

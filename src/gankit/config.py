@@ -96,6 +96,9 @@ class Config:
     depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)
     width: int = option(64, "model", "DCGAN: base number of feature maps (ngf = ndf)", rule=POSITIVE)
     conditional: bool = option(False, "model", "a conditional GAN, G(z, y) and D(x, y), on the data's class labels")
+    class_input: str = option("concat", "model", "conditional DCGAN: how D takes the class, as one-hot input maps "
+                              "(concat) or a projection discriminator (projection; it collapsed within classes on "
+                              "MNIST, docs/results.md)", choices=("concat", "projection"))
     fake_labels: str = option("data", "model", "conditional: the classes G is trained on, drawn with the data's "
                               "class frequencies (data) or uniformly (uniform)", choices=("data", "uniform"))
     # ---------------------------------------------------------------- objective and update rule

@@ -146,6 +146,15 @@ class Scorer:
                     self._real = self.extractor(torch.from_numpy(imgs).float() / 255)
         return self._real
 
+    def real_labels(self) -> np.ndarray:
+        """The classes of the reference examples of :meth:`real_features`, in their order."""
+        real = self.real_features()
+        if not self.image:   # the same draws as the reference, with their components
+            gen = torch.Generator().manual_seed(self.seed + 12345)
+            return self.dist.sample(self.n, gen, with_components=True)[1].numpy()
+        from .data.registry import resolve_labels
+        return resolve_labels(self.cfg.data, "test", self.cfg.data_dir or None)[:len(real)]
+
     # ---------------------------------------------------------------- scoring
     def samples01(self, G) -> torch.Tensor:
         x = generate(G, self.n, self.cfg.z_dim, self.cfg.noise, self.seed)
@@ -241,6 +250,24 @@ def class_accuracy_metric(s: Scorer) -> dict:
     return {"class_accuracy": float(right.double().mean()), "class_accuracy_per_class": [round(a, 4) for a in per]}
 
 
+@METRICS.register("cfid", doc="per-class Fréchet distance: samples of class c against the reference examples of "
+                  "class c, per class and their mean", applies="conditional", features=True,
+                  produces={"class_fid_mean": True})
+def class_fid_metric(s: Scorer) -> dict:
+    """The FID of the class-balanced mix is ``fid`` itself: a conditional G's samples take
+    the classes in turn."""
+    real, fake = s.real_features(), s.fake_features()
+    real_y, y = s.real_labels(), np.arange(s.n) % s.num_classes
+    per = []
+    for c in range(s.num_classes):
+        r, f = real[real_y == c], fake[y == c]
+        if min(len(r), len(f)) < 2:
+            raise GankitError(f"cfid needs at least 2 samples of each class; class {c} has {len(f)} generated and "
+                              f"{len(r)} reference ones (raise --n)")
+        per.append(fid_from_features(r, f))
+    return {"class_fid_mean": float(np.mean(per)), "class_fid_per_class": [float(f"{v:.4g}") for v in per]}
+
+
 @METRICS.register("pr", doc="precision and recall on k-nearest-neighbour manifolds (k = 3)", features=True,
                   produces={"precision": False, "recall": False})
 def pr_metric(s: Scorer) -> dict:
@@ -264,9 +291,10 @@ def parzen_metric(s: Scorer) -> dict:
 
 def default_metrics(cfg: Config, image: bool) -> list[str]:
     """Modes and FID for the toy mixtures; FID and the energy distance for other
-    low-dimensional data (scored on raw values); FID, KID and precision/recall for images."""
-    cond = ["cacc"] if getattr(cfg, "conditional", False) and (is_mode_benchmark(cfg.data) or _classifiable(cfg)) \
-        else []
+    low-dimensional data (scored on raw values); FID, KID and precision/recall for images;
+    for a conditional run, also the conditional accuracy and the per-class FID."""
+    judged = is_mode_benchmark(cfg.data) or _classifiable(cfg)
+    cond = ["cacc", "cfid"] if getattr(cfg, "conditional", False) and judged else []
     if image:
         return ["fid", "kid", "pr"] + cond
     return (["modes", "fid"] if is_mode_benchmark(cfg.data) else ["fid", "energy"]) + cond

@@ -24,7 +24,7 @@ def test_inception_features_fp32_and_bf16():
     x = torch.rand(4, 1, 28, 28)
     f32 = get_extractor("inception", precision="fp32")
     b16 = get_extractor("inception", precision="bf16")
-    assert (f32.tag, b16.tag) == ("inception", "inception-bf16")  # cached reference features kept apart
+    assert (f32.tag, b16.tag) == ("inception-nv", "inception-nv-bf16")  # cached reference features kept apart
     a, b = f32(x), b16(x)
     assert a.shape == b.shape == (4, 2048) and a.dtype == np.float64
     assert np.isfinite(a).all() and (a >= 0).all()  # pool features after ReLU

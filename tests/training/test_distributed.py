@@ -71,3 +71,11 @@ def test_metric_mistake_refused_by_every_rank(tmp_path):
     assert p.returncode != 0
     assert p.stderr.count("parzen is an image metric") == 2   # both ranks say it, neither waits
     assert not (tmp_path / "x").exists()
+
+
+def test_conditional_two_ranks_equal_one_rank(tmp_path):
+    """Labels are drawn and sharded with their examples and noise: the same run on 1 and 2 ranks."""
+    args = ["--conditional", "--steps", "30", *ARGS]
+    assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
+    _torchrun(2, "train", "--out", str(tmp_path / "two"), *args)
+    assert _max_diff(tmp_path / "one/checkpoints/step_000030.pt", tmp_path / "two/checkpoints/step_000030.pt") < 1e-5

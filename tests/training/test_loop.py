@@ -3,21 +3,27 @@
 import pytest
 import torch
 
-from gankit import objectives
+from gankit import Config, objectives
 from gankit.data import make_source
+from gankit.models import build_models
 from gankit.models.mlp import MLPDiscriminator, MLPGenerator
 from gankit.sampling import sample_noise
 from gankit.training.loop import GANTrainer, run_loop
 
 
-def _trainer(k, lr=1e-2, optimizer="sgd"):
+def _trainer(k, lr=1e-2, optimizer="sgd", conditional=False):
     torch.manual_seed(0)
-    G, D = MLPGenerator(4, (2,), hidden=16, depth=2), MLPDiscriminator((2,), hidden=16, depth=2)
+    if conditional:
+        G, D = build_models(Config(z_dim=4, hidden=16, depth=2), (2,), num_classes=8)
+    else:
+        G, D = MLPGenerator(4, (2,), hidden=16, depth=2), MLPDiscriminator((2,), hidden=16, depth=2)
     opt = (lambda p: torch.optim.SGD(p, lr=lr, momentum=0.5)) if optimizer == "sgd" else \
         (lambda p: torch.optim.Adam(p, lr=lr))
-    return GANTrainer(G, D, opt(G.parameters()), opt(D.parameters()), make_source("ring8", torch.device("cpu")),
+    source = make_source(Config(data="ring8", conditional=True) if conditional else "ring8", torch.device("cpu"))
+    return GANTrainer(G, D, opt(G.parameters()), opt(D.parameters()), source,
                       "nonsaturating", k, 8, 4, "normal",
-                      torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+                      torch.Generator().manual_seed(1), torch.Generator().manual_seed(2),
+                      class_probs=torch.full((8,), 1 / 8) if conditional else None)
 
 
 def _flat(module):
@@ -28,9 +34,10 @@ class Recorder:
     """Wraps the trainer's random draws and optimizer steps, logging events in order."""
 
     def __init__(self, t: GANTrainer):
-        self.events, self.batches, self.noises = [], [], []
+        self.events, self.batches, self.noises, self.labels, self.fake_labels = [], [], [], [], []
         self.t = t
         source_next, noise_batch = t.data.next, t.noise_batch
+        labelled_next = t.data.next_labeled
 
         def data_next(m, gen):
             x = source_next(m, gen)
@@ -38,13 +45,21 @@ class Recorder:
             self.batches.append(x)
             return x
 
+        def data_next_labeled(m, gen):
+            x, y = labelled_next(m, gen)
+            self.events.append("data")
+            self.batches.append(x)
+            self.labels.append(y)
+            return x, y
+
         def noise(m):
             z, y = noise_batch(m)
             self.events.append("noise")
             self.noises.append(z)
+            self.fake_labels.append(y)
             return z, y
 
-        t.data.next = data_next
+        t.data.next, t.data.next_labeled = data_next, data_next_labeled
         t.noise_batch = noise
         for name, opt, mine, other in (("D", t.opt_d, t.D, t.G), ("G", t.opt_g, t.G, t.D)):
             self._wrap(name, opt, mine, other)
@@ -64,9 +79,9 @@ class Recorder:
         opt.step = wrapped
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_update_order_matches_algorithm_1(k):
-    t = _trainer(k)
+@pytest.mark.parametrize("k, conditional", [(1, False), (3, False), (2, True)])
+def test_update_order_matches_algorithm_1(k, conditional):
+    t = _trainer(k, conditional=conditional)
     rec = Recorder(t)
     t.step()
     t.step()
@@ -79,6 +94,10 @@ def test_update_order_matches_algorithm_1(k):
                 assert not torch.equal(group[i], group[j])
     assert len(rec.batches) == 2 * k and len(rec.noises) == 2 * (k + 1)
     assert t.step_count == 2
+    if conditional:   # every batch comes with its classes: the data's, and fresh ones for G
+        assert len(rec.labels) == 2 * k and all(len(y) == 8 for y in rec.labels)
+        assert all(y is not None and len(y) == 8 and y.dtype == torch.long for y in rec.fake_labels)
+        assert len({tuple(y.tolist()) for y in rec.fake_labels}) > 1
 
 
 def test_discriminator_step_ascends_the_value_function():

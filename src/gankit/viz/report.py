@@ -38,6 +38,7 @@ NAMES = {
     "examples_per_s": ("training speed", "examples/s", "{:,.0f}"), "wall_time": ("wall time", "s", "{:,.0f}"),
     "class_kl": ("KL of class shares to uniform", "nats", "{:.4f}"), "classes_present": ("classes present", "", "{}"),
     "class_accuracy": ("conditional accuracy (samples of class c judged c)", "%", "{:.1%}"),
+    "class_fid_mean": ("per-class Fréchet distance, mean over classes", "", "{:.3f}"),
     "energy": ("energy distance", "", "{:.4g}"), "energy_std": ("energy distance spread over subsets", "", "{:.2g}"),
     "eval_seconds": ("evaluation time", "s", "{:.1f}"), "loss_scale": ("fp16 loss scale", "", "{:g}"),
 }
@@ -222,11 +223,14 @@ def class_rows(runs: list[dict]) -> list[list[str]]:
         return []
     rows = []
     for c, name in enumerate(names):
-        row = [f"conditional accuracy, class {name}"]
-        for r in runs:
-            per = (r["eval"] or {}).get("class_accuracy_per_class") or []
-            row += ["–", f"{per[c]:.1%}" if c < len(per) else "–"]
-        rows.append(row)
+        for key, label, form in (("class_accuracy_per_class", "conditional accuracy", "{:.1%}"),
+                                 ("class_fid_per_class", "Fréchet distance", "{:.3f}")):
+            row = [f"{label}, class {name}"]
+            for r in runs:
+                per = (r["eval"] or {}).get(key) or []
+                row += ["–", form.format(per[c]) if c < len(per) else "–"]
+            if any(v != "–" for v in row[1:]):
+                rows.append(row)
     return rows
 
 

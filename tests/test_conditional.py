@@ -227,3 +227,23 @@ def test_class_accuracy_of_perfect_and_wrong_generators():
     shift = 4 * np.sin(np.pi / 8) ** 2
     for per in wrong["class_fid_per_class"]:
         assert abs(per - shift - 2e-4) < 0.01 * shift, per
+
+
+def test_cifar10_labels_follow_their_images(tmp_path):
+    """Two CIFAR-10 batches: labels concatenated in the same order as the images, with the
+    CIFAR-10 class names; a batch without labels is refused in one line."""
+    import pickle
+    y = np.arange(20) % 10
+    data = np.repeat(y[:, None] * 20, 3072, axis=1).astype(np.uint8)     # each image's value tells its class
+    for i, part in enumerate((slice(0, 12), slice(12, 20)), start=1):
+        (tmp_path / f"data_batch_{i}").write_bytes(pickle.dumps(
+            {b"data": data[part], b"labels": [int(v) for v in y[part]]}, protocol=2))
+    src = make_source(Config(data=f"cifar10:{tmp_path}", conditional=True), torch.device("cpu"))
+    assert src.classes[:2] == ["airplane", "automobile"] and len(src.classes) == 10
+    assert torch.equal(src.data[:, 0, 0, 0].long() // 20, src.labels)
+    g = torch.Generator().manual_seed(0)
+    x, labels = src.next_labeled(8, g)
+    assert torch.equal(((x[:, 0, 0, 0] + 1) / 2 * 255).round().long() // 20, labels)
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": data[12:]}, protocol=2))
+    with pytest.raises(GankitError, match="no labels in this CIFAR-10 batch"):
+        make_source(Config(data=f"cifar10:{tmp_path}", conditional=True), torch.device("cpu"))

@@ -40,6 +40,7 @@ from .metrics import (
     precision_recall,
     reverse_kl_uniform,
 )
+from .models.conditional import balanced_labels
 from .registries import METRICS, metric_outputs, parse_metric_list
 from .rundir import EVAL, write_json
 from .sampling import check_sample_memory, generate
@@ -88,6 +89,7 @@ class Scorer:
         self.parzen_validation = parzen_validation
         self.info: dict = {}
         self._real = None
+        self._real_labels: torch.Tensor | None = None
         self.extractor = None
         check_metrics(cfg, data_shape, self.metrics)
         if not self.image:
@@ -129,7 +131,11 @@ class Scorer:
         if self._real is None:
             if not self.image:
                 gen = torch.Generator().manual_seed(self.seed + 12345)
-                self._real = self.dist.sample(self.n, gen).double().numpy()
+                if hasattr(self.dist, "means"):   # a mixture: keep each draw's component (its class)
+                    x, self._real_labels = self.dist.sample(self.n, gen, with_components=True)
+                else:
+                    x = self.dist.sample(self.n, gen)
+                self._real = x.double().numpy()
                 self.info["reference"] = (f"{self.n} draws from the {len(self.dist.points):,} points of "
                                           f"{self.cfg.data.partition(':')[2]}" if hasattr(self.dist, "points") else
                                           f"{self.n} exact samples of {self.cfg.data}")
@@ -149,9 +155,8 @@ class Scorer:
     def real_labels(self) -> np.ndarray:
         """The classes of the reference examples of :meth:`real_features`, in their order."""
         real = self.real_features()
-        if not self.image:   # the same draws as the reference, with their components
-            gen = torch.Generator().manual_seed(self.seed + 12345)
-            return self.dist.sample(self.n, gen, with_components=True)[1].numpy()
+        if not self.image:   # the components of the reference draws
+            return self._real_labels.numpy()
         from .data.registry import resolve_labels
         return resolve_labels(self.cfg.data, "test", self.cfg.data_dir or None)[:len(real)]
 
@@ -233,7 +238,7 @@ def energy_metric(s: Scorer) -> dict:
 def class_accuracy_metric(s: Scorer) -> dict:
     """For a toy mixture, a sample of class c is right when it lies within 3σ of mode c; for
     images, when gankit's classifier of the data set (its test accuracy is reported) says c."""
-    y = torch.arange(s.n) % s.num_classes
+    y = balanced_labels(s.n, s.num_classes)
     if s.image:
         from .metrics.features import get_extractor
         judge = s.extractor if s.extractor is not None and s.extractor.name == "classifier" else \
@@ -257,7 +262,7 @@ def class_fid_metric(s: Scorer) -> dict:
     """The FID of the class-balanced mix is ``fid`` itself: a conditional G's samples take
     the classes in turn."""
     real, fake = s.real_features(), s.fake_features()
-    real_y, y = s.real_labels(), np.arange(s.n) % s.num_classes
+    real_y, y = s.real_labels(), balanced_labels(s.n, s.num_classes).numpy()
     per = []
     for c in range(s.num_classes):
         r, f = real[real_y == c], fake[y == c]

@@ -22,6 +22,7 @@ from .config import Config
 from .errors import GankitError, listing
 from .evaluate import score_run
 from .models import build_models
+from .models.conditional import balanced_labels
 from .rundir import (
     METRICS,
     best_checkpoint,
@@ -168,10 +169,13 @@ class Run:
         labels = self.labels_for(label, n if z is None else z.shape[0])
         return self.to_data_space(generate(self.G, n, cfg.z_dim, cfg.noise, seed, z=z, labels=labels))
 
-    def class_index(self, label) -> int:
-        """The index of a class given by name or index; a one-line error otherwise."""
+    def _require_classes(self) -> None:
         if not self.classes:
             raise GankitError(f"{display(self.path)} is not a conditional run; it has no classes to ask for")
+
+    def class_index(self, label) -> int:
+        """The index of a class given by name or index; a one-line error otherwise."""
+        self._require_classes()
         if isinstance(label, str) and label in self.classes:
             return self.classes.index(label)
         try:
@@ -189,8 +193,7 @@ class Run:
         if label is None:
             return None
         if isinstance(label, torch.Tensor) and label.ndim == 1:
-            if not self.classes:
-                raise GankitError(f"{display(self.path)} is not a conditional run; it has no classes to ask for")
+            self._require_classes()
             if len(label) != n or label.dtype.is_floating_point or (label < 0).any() or \
                     (label >= len(self.classes)).any():
                 raise GankitError(f"label must hold {n} class indices from 0 to {len(self.classes) - 1}")
@@ -248,12 +251,12 @@ def _sample_labels(run: Run, n: int, label, per_class: int) -> tuple[torch.Tenso
             raise GankitError("choose one of --class and --per-class")
         if not isinstance(per_class, int) or per_class < 0:
             raise GankitError(f"--per-class must be a whole number > 0, got {per_class}")
-        run.class_index(0)   # refuses an unconditional run
+        run._require_classes()
         return torch.arange(len(run.classes)).repeat_interleave(per_class), per_class
     if label is not None:
         return run.labels_for(label, n), None
     if run.classes:
-        return torch.arange(n) % len(run.classes), None
+        return balanced_labels(n, len(run.classes)), None
     return None, None
 
 

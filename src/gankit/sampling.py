@@ -9,6 +9,7 @@ import torch
 
 from .data.images import available_memory
 from .errors import GankitError
+from .models.conditional import balanced_labels
 
 
 def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
@@ -41,7 +42,7 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
     total = n if z is None else z.shape[0]
     classes = getattr(G, "num_classes", 0)
     if classes and labels is None:
-        labels = torch.arange(total) % classes
+        labels = balanced_labels(total, classes)
     was = G.training
     G.eval()
     try:

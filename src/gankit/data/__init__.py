@@ -165,9 +165,6 @@ class PointsSource(EpochSource):
         x = torch.as_tensor(self.points)
         super().__init__(((x - self.mean) / self.std).float(), device, origin)
 
-    def to_data_units(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.std.to(y) + self.mean.to(y)
-
     def density(self) -> PointsDensity:
         """What the pictures draw the samples over: a kernel density estimate of the data."""
         return PointsDensity(self.points, os.path.basename(self.origin) or "points")

@@ -316,8 +316,9 @@ def safe_unpickle(data: bytes, source: str):
         raise GankitError(f"{source}: not a readable pickle of arrays ({exc})") from None
 
 
-def load_cifar10(directory: str | Path, split: str = "train") -> np.ndarray:
-    """CIFAR-10 python batches (``data_batch_1..5`` or ``test_batch``) as uint8 [N, 3, 32, 32]."""
+def cifar10_batches(directory: str | Path, split: str = "train") -> tuple[Path, list[tuple[Path, dict]]]:
+    """The folder holding a split's CIFAR-10 python batches (``data_batch_1..5`` or
+    ``test_batch``), and each batch file with its safely unpickled contents."""
     d = Path(directory)
     if (d / "cifar-10-batches-py").is_dir():
         d = d / "cifar-10-batches-py"
@@ -325,9 +326,14 @@ def load_cifar10(directory: str | Path, split: str = "train") -> np.ndarray:
     found = [d / n for n in names if (d / n).is_file()]
     if not found:
         raise GankitError(f"{d}: no CIFAR-10 python batches ({names[0]} ...) in this folder")
+    return d, [(f, safe_unpickle(f.read_bytes(), str(f))) for f in found]
+
+
+def load_cifar10(directory: str | Path, split: str = "train") -> np.ndarray:
+    """CIFAR-10 python batches (``data_batch_1..5`` or ``test_batch``) as uint8 [N, 3, 32, 32]."""
+    d, batches = cifar10_batches(directory, split)
     parts = []
-    for f in found:
-        batch = safe_unpickle(f.read_bytes(), str(f))
+    for f, batch in batches:
         data = batch.get(b"data") if isinstance(batch, dict) else None
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
             raise GankitError(f"{f}: not a CIFAR-10 batch (expected 'data' of shape [N, 3072])")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GankitError
-from .images import IMAGE_SUFFIXES, read_array_file, safe_unpickle
+from .images import IMAGE_SUFFIXES, cifar10_batches, read_array_file
 
 MAX_CLASSES = 10_000
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -83,13 +83,9 @@ def npz_labels(path: str | Path) -> np.ndarray:
 
 
 def cifar10_labels(directory: str | Path, split: str = "train") -> np.ndarray:
-    d = Path(directory)
-    if (d / "cifar-10-batches-py").is_dir():
-        d = d / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    """The labels of the batches :func:`load_cifar10` reads, in the same order."""
     out = []
-    for f in (d / n for n in names if (d / n).is_file()):
-        batch = safe_unpickle(f.read_bytes(), str(f))
+    for f, batch in cifar10_batches(directory, split)[1]:
         labels = batch.get(b"labels") if isinstance(batch, dict) else None
         if not isinstance(labels, list):
             raise GankitError(f"{f}: no labels in this CIFAR-10 batch")

@@ -52,10 +52,9 @@ MLP_EMBED, DCGAN_EMBED = 8, 50   # class-embedding sizes joined to the noise (an
 
 
 def _conditional_mlp(cfg, shape, num_classes):
-    flat = (math.prod(shape),)
     G = ConditionalGenerator(MLPGenerator(cfg.z_dim + MLP_EMBED, shape, hidden=cfg.hidden, depth=cfg.depth),
                              num_classes, MLP_EMBED)
-    D = ConcatDiscriminator(MLPDiscriminator((flat[0] + MLP_EMBED,), hidden=cfg.hidden, depth=cfg.depth),
+    D = ConcatDiscriminator(MLPDiscriminator((math.prod(shape) + MLP_EMBED,), hidden=cfg.hidden, depth=cfg.depth),
                             shape, num_classes, MLP_EMBED)
     return G, D
 

@@ -34,4 +34,5 @@ def train_and_score(cfg, run_dir: str | Path) -> dict:
     secs = time.perf_counter() - t0
     ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor="classifier", write=False)
     shutil.rmtree(run_dir)
-    return {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"]}
+    verdicts = {k: ev[k] for k in ("class_shares", "class_kl", "class_judge") if k in ev}
+    return {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"], **verdicts}

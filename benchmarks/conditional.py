@@ -2,8 +2,9 @@
 
 For each data set, trains the conditional preset and the same configuration without
 ``conditional``, with the same seed, and scores 10,000 samples of each against the test
-set with gankit's classifier features (domain FID) and, for the conditional run, the
-conditional accuracy (samples generated for class c that the classifier calls c).
+set with gankit's classifier features (domain FID), and the classes of the samples by
+gankit's judge of classes (metrics/judge.py): for the conditional run, the conditional
+accuracy (samples generated for class c that the judge calls c); for both, the class shares.
 
     python benchmarks/conditional.py                        # mnist and fashion-mnist, seed 0
     python benchmarks/conditional.py --data mnist --seeds 0 1 2
@@ -35,7 +36,8 @@ def run_one(cfg: Config, run_dir: Path) -> dict:
     secs = time.perf_counter() - t0
     metrics = ["fid", "cacc"] if cfg.conditional else ["fid"]
     ev = evaluate_run(run_dir, metrics, n=10_000, extractor="classifier", write=False)
-    keep = ("fid", "class_accuracy", "class_accuracy_per_class", "classes_present", "class_shares", "class_kl")
+    keep = ("fid", "class_accuracy", "class_accuracy_per_class", "classes_present", "class_shares", "class_kl",
+            "class_judge")
     return {"train_seconds": round(secs, 1), **{k: ev[k] for k in keep if k in ev}, "extractor": ev["extractor"]}
 
 

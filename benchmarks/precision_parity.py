@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from gankit import Config, train
 from gankit.config import load_preset
 
@@ -40,8 +42,13 @@ def main() -> None:
     ap.add_argument("--mnist-steps", type=int, default=None, help="steps per MNIST run (default: the preset's; "
                                                                   "0 skips MNIST)")
     ap.add_argument("--mnist-seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                    help="MNIST: the precisions to train (both for a comparison)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="MNIST: config values over the preset's, e.g. dequantize=true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision_parity.json"))
     a = ap.parse_args()
+    overrides = {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in a.set)}
     tmp = Path(tempfile.mkdtemp(prefix="gankit-parity-"))
     toy = []
     for data in a.data:
@@ -59,24 +66,27 @@ def main() -> None:
     for preset in a.mnist_presets if a.mnist_steps != 0 else []:
         base = load_preset(preset)
         steps = a.mnist_steps or base["steps"]
-        runs, res = [], {"steps": steps}
+        runs, res = [], {"steps": steps, "overrides": overrides}
         for seed in a.mnist_seeds:
             row = {"seed": seed}
-            for prec in ("fp32", "bf16"):
-                cfg = Config.from_dict({**base, "steps": steps, "precision": prec, "eval_every": 0, "seed": seed})
+            for prec in a.precisions:
+                cfg = Config.from_dict({**base, **overrides, "steps": steps, "precision": prec, "eval_every": 0,
+                                        "seed": seed})
                 row[prec] = train_and_score(cfg, tmp / f"{preset}-{seed}-{prec}")
                 print(preset, "seed", seed, prec, row[prec], flush=True)
             runs.append(row)
         res["runs"] = runs
-        for prec in ("fp32", "bf16"):
+        for prec in a.precisions:
             fids = [r[prec]["domain_fid"] for r in runs]
             res[prec] = {"mean_domain_fid": statistics.fmean(fids),
                          "std_domain_fid": statistics.stdev(fids) if len(fids) > 1 else None}
+        mnist[preset.replace("-", "_")] = res
+        if len(a.precisions) < 2:
+            continue
         m32, m16 = res["fp32"]["mean_domain_fid"], res["bf16"]["mean_domain_fid"]
         res["relative_difference_of_means"] = abs(m16 - m32) / m32
         print(f"{preset} domain FID over seeds {a.mnist_seeds}: fp32 {m32:.1f}, bf16 {m16:.1f} "
               f"({res['relative_difference_of_means']:.1%} apart)", flush=True)
-        mnist[preset.replace("-", "_")] = res
     write_json(a.out, {"toy": toy, **mnist})
     shutil.rmtree(tmp)
 

@@ -33,7 +33,7 @@ def _args(data, out, *extra):
 
 def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
     assert preset_names() == ["dcgan64", "fashion-cdcgan", "grid25", "mnist-cdcgan", "mnist-dcgan", "mnist-paper",
-                              "ring8"]
+                              "mnist-paper-full", "ring8"]
     for name in preset_names():
         Config.from_dict(load_preset(name)).validate()
     paper = Config.from_dict(load_preset("mnist-paper"))
@@ -41,6 +41,10 @@ def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
            ("mnist-paper", "sgd", "normal", 100, 0.1)
     assert paper.lr_d == 0.05  # the published D objective is halved
     assert (paper.momentum, paper.momentum_final) == (0.5, 0.7)
+    full = Config.from_dict(load_preset("mnist-paper-full"))   # Table 1: train[:50000], the whole schedule
+    assert (full.subset, full.steps, full.momentum_ramp) == ("0:50000", 125_000, 125_000)
+    assert full.replace(subset="", steps=paper.steps, log_every=paper.log_every, eval_every=paper.eval_every,
+                        checkpoint_every=paper.checkpoint_every) == paper
     out = tmp_path / "p"
     assert main(["train", "--preset", "mnist-dcgan", "--data", f"npz:{digits}", "--width", "8", "--steps", "3",
                  "--batch-size", "8", "--out", str(out), "--quiet"]) == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -54,6 +55,9 @@ NATURAL = (lambda v: _whole(v) and v >= 0, "a whole number >= 0")
 POSITIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number")
 NON_NEGATIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
 UNIT_INTERVAL = (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")
+SLICE = (lambda v: v == "" or (isinstance(v, str) and len(v) <= 40 and re.fullmatch(r"\d+:\d+", v) is not None
+                               and int(v.split(":")[0]) < int(v.split(":")[1])),
+         "START:STOP with whole numbers START < STOP, or empty")
 
 
 def option(default: Any, group: str, help: str, *, choices: tuple | Registry | None = None,
@@ -87,6 +91,10 @@ class Config:
     image_size: int = option(0, "data", "images: target size in pixels (0 = the data's own size)", rule=NATURAL)
     resize: str = option("none", "data", "images: how to reach image_size", choices=RESIZE_POLICIES)
     channels: int = option(0, "data", "images: 1 (grayscale) or 3 (RGB); 0 = as the data", choices=(0, 1, 3))
+    subset: str = option("", "data", "images: train on examples START:STOP of the training split only (e.g. 0:50000, "
+                         "as the 2014 paper's MNIST run; empty = all)", rule=SLICE, metavar="START:STOP")
+    dequantize: bool = option(False, "data", "images: train on (k + u)/256, u ~ U[0, 1), instead of the 8-bit "
+                              "levels k/255 (uniform dequantisation, as density models do)")
     # ---------------------------------------------------------------- model
     model: str = option("mlp", "model", "model family for G and D", choices=MODELS)
     z_dim: int = option(8, "model", "noise dimension", rule=POSITIVE)

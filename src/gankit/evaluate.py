@@ -97,6 +97,7 @@ class Scorer:
             self.dist = get_distribution(cfg.data)
         self.samples: torch.Tensor | None = None
         self._fake: np.ndarray | None = None
+        self._judge, self._verdicts = None, None
         if any(METRICS.entry(m).meta.get("features") for m in self.metrics):
             from .metrics.features import RawExtractor, get_extractor
             name = extractor or (default_extractor(cfg) if self.image else "raw")
@@ -181,23 +182,35 @@ class Scorer:
         """Every configured metric of G's samples (one draw of ``n``), and the seconds it took."""
         t0 = time.perf_counter()
         self.num_classes = getattr(G, "num_classes", 0)   # samples01 draws the classes in turn
-        self.samples, self._fake = self.samples01(G), None
+        self.samples, self._fake, self._verdicts = self.samples01(G), None, None
         if not torch.isfinite(self.samples).all():
             raise GankitError("the generator produced NaN or Inf; nothing to score")
         out: dict = {}
         for name in self.metrics:
             out.update(METRICS.get(name)(self))
-        if self.extractor is not None and self.extractor.name == "classifier":
+        if self.image and self.extractor is not None and _classifiable(self.cfg):
             out.update(self.class_verdicts())
-        self.samples, self._fake = None, None
+        self.samples, self._fake, self._verdicts = None, None, None
         out["eval_seconds"] = time.perf_counter() - t0
         return out
 
+    def judge(self):
+        """gankit's judge of classes for this data set (trained once, then cached)."""
+        if self._judge is None:
+            from .metrics.judge import get_judge
+            self._judge = get_judge(self.cfg.data, self.cfg.data_dir or None)
+            self.info["class_judge"] = self._judge.description
+        return self._judge
+
+    def verdicts(self) -> torch.Tensor:
+        """The judge's class for each sample being scored (computed once per :meth:`score`)."""
+        if self._verdicts is None:
+            self._verdicts = self.judge().predict(self.samples)
+        return self._verdicts
+
     def class_verdicts(self) -> dict:
-        """The classifier's verdicts on the samples: which classes G produces, how evenly."""
-        with torch.no_grad():
-            logits = self.extractor.model.head(torch.as_tensor(self.fake_features(), dtype=torch.float32))
-        counts = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1])
+        """The judge's verdicts on the samples: which classes G produces, how evenly."""
+        counts = np.bincount(self.verdicts().numpy(), minlength=self.judge().model.net[-1].out_features)
         return {"classes_present": int((counts > 0).sum()),
                 "class_shares": (counts / counts.sum()).round(4).tolist(), "class_kl": reverse_kl_uniform(counts)}
 
@@ -237,16 +250,10 @@ def energy_metric(s: Scorer) -> dict:
                   "and overall", applies="conditional", produces={"class_accuracy": False})
 def class_accuracy_metric(s: Scorer) -> dict:
     """For a toy mixture, a sample of class c is right when it lies within 3σ of mode c; for
-    images, when gankit's classifier of the data set (its test accuracy is reported) says c."""
+    images, when gankit's judge of the data set's classes (its test accuracy is reported) says c."""
     y = balanced_labels(s.n, s.num_classes)
     if s.image:
-        from .metrics.features import get_extractor
-        judge = s.extractor if s.extractor is not None and s.extractor.name == "classifier" else \
-            get_extractor("classifier", s.cfg.data, s.cfg.data_dir or None)
-        feats = s.fake_features() if judge is s.extractor else judge(s.samples)
-        with torch.no_grad():
-            right = judge.model.head(torch.as_tensor(feats, dtype=torch.float32)).argmax(1) == y
-        s.info["class_judge"] = f"gankit's {s.cfg.data} classifier ({judge.accuracy:.1%} test accuracy)"
+        right = s.verdicts() == y
     else:
         x = s.samples.reshape(s.n, -1).double()
         right = (x - s.dist.means.double()[y]).norm(dim=1) <= 3 * s.dist.stds.double()[y]

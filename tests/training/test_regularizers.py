@@ -175,3 +175,35 @@ def test_stabiliser_options_are_checked(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "plain"), "--n", "1", "--out", str(tmp_path / "s.npy"),
                  "--weights", "ema"]) == 2
     assert "has no EMA generator" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("r1", [0.0, 1.0])
+def test_spectral_norm_weights_are_computed_once_per_d_step(r1, monkeypatch):
+    """D runs on real and generated data (and, with R1, once more for the penalty) on the
+    same weights: the spectral-norm parametrization (its power iteration) runs once per
+    layer per D step, and once more in the G step; the normalised weights stay σ = 1."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    from gankit.data import make_source
+    from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+    from gankit.training.loop import GANTrainer
+    from gankit.training.regularizers import Stabilizers, spectral_normalize
+
+    torch.manual_seed(0)
+    G, D = MLPGenerator(4, (2,), hidden=16, depth=2), spectral_normalize(MLPDiscriminator((2,), hidden=16, depth=2))
+    layers = sum(isinstance(m, _SpectralNorm) for m in D.modules())
+    t = GANTrainer(G, D, torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01),
+                   make_source("ring8", torch.device("cpu")), "nonsaturating", 1, 8, 4, "normal",
+                   torch.Generator().manual_seed(1), torch.Generator().manual_seed(2), stab=Stabilizers(r1=r1))
+    calls = []
+    forward = _SpectralNorm.forward
+    monkeypatch.setattr(_SpectralNorm, "forward", lambda self, w: calls.append(1) or forward(self, w))
+    t.discriminator_step()
+    assert len(calls) == layers >= 2
+    t.generator_step()
+    assert len(calls) == 2 * layers
+    monkeypatch.setattr(_SpectralNorm, "forward", forward)
+    for m in D.modules():
+        if isinstance(m, torch.nn.Linear) and hasattr(m, "parametrizations"):
+            sigma = torch.linalg.matrix_norm(m.weight.detach().double(), ord=2)
+            assert float(sigma) == pytest.approx(1.0, abs=0.05)   # power iteration: a few steps in

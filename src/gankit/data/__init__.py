@@ -113,12 +113,16 @@ class EpochSource:
         return idx
 
     def next(self, m: int, generator: torch.Generator) -> torch.Tensor:
-        return self.convert(self.data[self._indices(m, generator)])
+        return self.training_batch(self.data[self._indices(m, generator)], generator)
 
     def next_labeled(self, m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The next minibatch (the same one :meth:`next` would give) and its labels."""
         idx = self._indices(m, generator)
-        return self.convert(self.data[idx]), self.labels[idx]
+        return self.training_batch(self.data[idx], generator), self.labels[idx]
+
+    def training_batch(self, stored: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Stored examples -> what the models train on (``generator`` for any randomness)."""
+        return self.convert(stored)
 
     def peek(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` random examples (without touching the epoch order) for pictures and histograms."""
@@ -143,12 +147,23 @@ class ImageSource(EpochSource):
         # writable and contiguous (arrays read from IDX buffers are read-only; torch warns)
         super().__init__(torch.from_numpy(np.require(images, requirements=["C", "W"])), device, origin)
         self.value_range = (-1.0, 1.0)
+        self.dequantize = False
 
     def to_range(self, u8: torch.Tensor) -> torch.Tensor:
         lo, hi = self.value_range
         return u8.float() * ((hi - lo) / 255.0) + lo
 
     convert = to_range
+
+    def training_batch(self, stored: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """With ``dequantize``, level k becomes (k + u)/256 of the range, u ~ U[0, 1) drawn
+        from the data stream: a continuous density whose 8-bit rounding is the data, so D
+        cannot tell real pixels by their lying on the 256 levels."""
+        if not self.dequantize:
+            return self.to_range(stored)
+        lo, hi = self.value_range
+        u = torch.rand(stored.shape, generator=generator, device=generator.device).to(self.device)
+        return (stored.float() + u) * ((hi - lo) / 256.0) + lo
 
 
 class PointsSource(EpochSource):
@@ -258,6 +273,29 @@ def make_source(cfg_or_name, device: torch.device):
     if getattr(cfg, "conditional", False):
         attach_labels(source, cfg)
     return source
+
+
+def apply_data_options(source, cfg) -> None:
+    """The config's options on a built training source: ``subset`` (examples START:STOP,
+    labels with them) and ``dequantize``."""
+    if getattr(cfg, "subset", ""):
+        if not isinstance(source, ImageSource):
+            raise GankitError(f"--subset applies to image data sets, not to {cfg.data}")
+        start, stop = (int(v) for v in cfg.subset.split(":"))
+        if stop > len(source):
+            raise GankitError(f"--subset {cfg.subset} reaches past the {len(source)} images of {cfg.data}")
+        source.data = source.data[start:stop].clone()
+        source.origin = f"{source.origin}, examples {start}:{stop}"
+        if source.labels is not None:
+            source.labels = source.labels[start:stop].clone()
+            source.class_counts = torch.bincount(source.labels.cpu(), minlength=len(source.classes)).double()
+            if (source.class_counts == 0).any():
+                missing = source.classes[int(torch.nonzero(source.class_counts == 0)[0])]
+                raise GankitError(f"--subset {cfg.subset} holds no example of class {missing!r}")
+    if getattr(cfg, "dequantize", False):
+        if not isinstance(source, ImageSource):
+            raise GankitError(f"--dequantize applies to 8-bit images, not to {cfg.data}")
+        source.dequantize = True
 
 
 def attach_labels(source, cfg) -> None:

@@ -204,11 +204,16 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
         pred = torch.cat([model(torch.from_numpy(xs[s:s + 1000]).float() / 255).argmax(1)
                           for s in range(0, len(xs), 1000)])
     acc = float((pred == ys).float().mean())
+    save_cached_model(path, model, acc)
+    return ClassifierExtractor(model, dataset, acc)
+
+
+def save_cached_model(path: Path, model: nn.Module, accuracy: float) -> None:
+    """Write a trained network and its test accuracy to the feature cache, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "accuracy": acc}, tmp)
+    torch.save({"model": model.state_dict(), "accuracy": accuracy}, tmp)
     tmp.replace(path)
-    return ClassifierExtractor(model, dataset, acc)
 
 
 def get_extractor(name: str, dataset: str = "", data_dir: str | None = None,
@@ -241,7 +246,7 @@ def reference_features(extractor: FeatureExtractor, dataset: str, split: str = "
     path = cache_dir(data_dir) / f"ref-{stem}-{split}-{extractor.tag}-{key}.npy"
     if path.is_file():
         return np.load(path).astype(np.float64)
-    feats = extractor(torch.from_numpy(images).float() / 255)
+    feats = extractor(torch.from_numpy(np.array(images)).float() / 255)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, feats.astype(np.float32))

@@ -25,6 +25,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .. import objectives
 from ..sampling import sample_noise
@@ -131,6 +132,11 @@ class GANTrainer:
         self._fake = None
         self.G_train = self.G_train or self.G
         self.D_train = self.D_train or self.D
+        # Spectral norm (a parametrization) recomputes D's weights, power iteration included,
+        # at every access; within one D step D runs two or three times (real, generated, the
+        # penalty) on the same weights, so they are computed once per step and reused.
+        parametrized = any(parametrize.is_parametrized(m) for m in self.D.modules())
+        self._d_weights_once = parametrize.cached if parametrized else contextlib.nullcontext
 
     def _shard(self, batch: torch.Tensor) -> torch.Tensor:
         return self.dist.shard(batch) if self.dist is not None else batch
@@ -199,16 +205,17 @@ class GANTrainer:
         z, y_fake = self.noise_batch(m)
         x, y = self.data_batch(m)
         keep = self.reuse_fake and self.k == 1
-        with self._autocast():
-            with torch.set_grad_enabled(keep):
-                fake = call(self.G_train if keep else self.G, z, y_fake)
-            real_in, fake_in = self.stab.d_view(x), self.stab.d_view(fake.detach())
-            real_logits = call(self.D_train, real_in, y).float()
-            fake_logits = call(self.D_train, fake_in, y_fake).float()
+        with self._d_weights_once():
+            with self._autocast():
+                with torch.set_grad_enabled(keep):
+                    fake = call(self.G_train if keep else self.G, z, y_fake)
+                real_in, fake_in = self.stab.d_view(x), self.stab.d_view(fake.detach())
+                real_logits = call(self.D_train, real_in, y).float()
+                fake_logits = call(self.D_train, fake_in, y_fake).float()
+            loss_d = objectives.discriminator_loss(real_logits, fake_logits)
+            penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast,
+                                        labels=(y, y_fake))
         self._fake = (fake, y_fake) if keep else None
-        loss_d = objectives.discriminator_loss(real_logits, fake_logits)
-        penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast,
-                                    labels=(y, y_fake))
         self.opt_d.zero_grad(set_to_none=True)
         self._backward_step(loss_d if penalty is None else loss_d + penalty, self.opt_d)
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
@@ -247,7 +254,7 @@ class GANTrainer:
         m = self.batch_size
         z, y_fake = self.noise_batch(m)
         x, y = self.data_batch(m)
-        with self._autocast():
+        with self._d_weights_once(), self._autocast():
             fake = call(self.G_train, z, y_fake)
             real_logits = call(self.D_train, self.stab.d_view(x), y).float()
             fake_logits = call(self.D_train, self.stab.d_view(fake), y_fake).float()

@@ -27,7 +27,7 @@ import torch
 
 from .. import ops
 from ..config import Config
-from ..data import DistributionSource, make_source
+from ..data import DistributionSource, apply_data_options, make_source
 from ..errors import DivergenceError, GankitError
 from ..evaluate import Scorer, check_metrics, lower_is_better
 from ..models import build_models
@@ -187,6 +187,7 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
     seeds = derive_seeds(cfg.seed)
     seed_globals(cfg.seed, seeds["init"])
     source = user.source(cfg, device) if callable(user.source) else (user.source or make_source(cfg, device))
+    apply_data_options(source, cfg)
     if hasattr(source, "__len__") and len(source) < cfg.batch_size:
         raise GankitError(f"the data set holds {len(source)} examples, fewer than one batch of {cfg.batch_size}; "
                           "lower --batch-size")

@@ -8,6 +8,7 @@ accuracy (samples generated for class c that the judge calls c); for both, the c
 
     python benchmarks/conditional.py                        # mnist and fashion-mnist, seed 0
     python benchmarks/conditional.py --data mnist --seeds 0 1 2
+    python benchmarks/conditional.py --set ema_kimg=10 --out benchmarks/results/conditional_ema.json
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from gankit import Config, train
 from gankit.config import load_preset
@@ -45,8 +48,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config values over the presets' (both runs), e.g. ema_kimg=10")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "conditional.json"))
     args = ap.parse_args()
+    overrides = {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
     results = {}
     tmp = Path(tempfile.mkdtemp(prefix="gankit-cond-"))
     try:
@@ -54,14 +60,14 @@ def main() -> None:
             preset = PRESETS[data]
             rows = []
             for seed in args.seeds:
-                cond = Config.from_dict({**load_preset(preset), "seed": seed}).validate()
+                cond = Config.from_dict({**load_preset(preset), **overrides, "seed": seed}).validate()
                 row = {"seed": seed}
                 for name, cfg in (("conditional", cond), ("unconditional", cond.replace(conditional=False))):
                     row[name] = run_one(cfg, tmp / f"{data}-{name}-{seed}")
                     shutil.rmtree(tmp / f"{data}-{name}-{seed}")
                     print(f"{data} seed {seed} {name}: {row[name]}", flush=True)
                 rows.append(row)
-            results[data] = {"preset": preset, "runs": rows}
+            results[data] = {"preset": preset, "overrides": overrides, "runs": rows}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     write_json(args.out, {"results": results})

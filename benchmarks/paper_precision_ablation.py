@@ -10,7 +10,9 @@ samples:
 - ``d-bf16``: D's forward under bf16 autocast, G in fp32;
 - ``g-bf16``: G's forward under bf16 autocast, D in fp32;
 - ``g-out-bf16``: everything fp32, G's output pixels rounded to bf16 (as bf16 autocast
-  leaves them).
+  leaves them); the cast rounds the gradient flowing back into G to bf16 as well;
+- ``g-out-fwd-bf16``: only the pixels rounded, G's gradient exact (straight through);
+- ``g-out-grad-bf16``: only the gradient reaching G's pixels rounded to bf16, the pixels exact.
 
 About 7 minutes per run on 2 cores. Writes benchmarks/results/paper_precision_ablation.json.
 """
@@ -32,7 +34,23 @@ try:
 except ImportError:
     from benchmarks._common import train_and_score, write_json
 
-VARIANTS = ("d-bf16", "g-bf16", "g-out-bf16")
+VARIANTS = ("d-bf16", "g-bf16", "g-out-bf16", "g-out-fwd-bf16", "g-out-grad-bf16")
+
+
+def _bf16(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().bfloat16().float()
+
+
+class _RoundGrad(torch.autograd.Function):
+    """Identity forward; the incoming gradient rounded to bf16 on the way back."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _bf16(g)
 
 
 def _under_bf16(forward):
@@ -50,6 +68,16 @@ def patch(variant: str) -> None:
     elif variant == "g-out-bf16":
         forward = P.PaperMNISTGenerator.forward
         P.PaperMNISTGenerator.forward = lambda self, z: forward(self, z).bfloat16().float()
+    elif variant == "g-out-fwd-bf16":
+        forward = P.PaperMNISTGenerator.forward
+
+        def rounded_forward(self, z):
+            x = forward(self, z)
+            return x + (_bf16(x) - x).detach()
+        P.PaperMNISTGenerator.forward = rounded_forward
+    elif variant == "g-out-grad-bf16":
+        forward = P.PaperMNISTGenerator.forward
+        P.PaperMNISTGenerator.forward = lambda self, z: _RoundGrad.apply(forward(self, z))
 
 
 def main() -> None:

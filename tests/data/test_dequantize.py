@@ -73,3 +73,10 @@ def test_subset_trains_on_a_slice_with_its_labels(tmp_path):
             Config(data="mnist", subset=bad).validate()
     with pytest.raises(GankitError, match="image data sets"):
         apply_data_options(make_source(Config(data="ring8"), torch.device("cpu")), Config(data="ring8", subset="0:5"))
+
+
+def test_the_mean_image_follows_dequantisation():
+    src = ImageSource(np.array([[[[0, 255]]], [[[10, 255]]]], dtype=np.uint8), torch.device("cpu"))
+    assert torch.allclose(src.mean01(), torch.tensor([[[5 / 255, 1.0]]]))
+    src.dequantize = True   # E[(k + u)/256] = (k + 1/2)/256
+    assert torch.allclose(src.mean01(), torch.tensor([[[5.5 / 256, 255.5 / 256]]]))

@@ -155,6 +155,11 @@ class ImageSource(EpochSource):
 
     convert = to_range
 
+    def mean01(self) -> torch.Tensor:
+        """The mean training image in [0, 1] units: k̄/255, or (k̄ + ½)/256 dequantised."""
+        mean = self.data.float().mean(0)
+        return (mean + 0.5) / 256 if self.dequantize else mean / 255
+
     def training_batch(self, stored: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """With ``dequantize``, level k becomes (k + u)/256 of the range, u ~ U[0, 1) drawn
         from the data stream: a continuous density whose 8-bit rounding is the data, so D

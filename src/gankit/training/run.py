@@ -197,8 +197,8 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
     G, D = user.models or build_models(cfg, source.shape, num_classes=len(classes))
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
-        if hasattr(G, "init_from_data") and hasattr(source, "data") and ckpt is None:
-            G.init_from_data(source.data.float().mean(0) / 255)
+        if hasattr(G, "init_from_data") and hasattr(source, "mean01") and ckpt is None:
+            G.init_from_data(source.mean01())
     precision = resolve_precision(cfg, device, G)
     kernels = ops.wanted(cfg.cpu_kernels, device.type, precision)
     if kernels:

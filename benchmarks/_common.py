@@ -15,6 +15,17 @@ def environment() -> dict:
     return env
 
 
+def train_complete(cfg, out, **kwargs):
+    """``gankit.train`` that ends the benchmark when a signal stopped the run: a run cut
+    short by SIGINT/SIGTERM returns normally (checkpointed, ``interrupted`` set), and its
+    scores must not be recorded as the configuration's."""
+    from gankit import train
+    run = train(cfg, out=out, **kwargs)
+    if run.interrupted:
+        raise SystemExit(f"stopped by a signal at step {run.step}; nothing recorded for this run")
+    return run
+
+
 def write_json(path: str | Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,10 +38,9 @@ def train_and_score(cfg, run_dir: str | Path) -> dict:
     import shutil
     import time
 
-    from gankit import train
     from gankit.runs import evaluate_run
     t0 = time.perf_counter()
-    train(cfg, out=run_dir, progress=False)
+    train_complete(cfg, run_dir, progress=False)
     secs = time.perf_counter() - t0
     ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor="classifier", write=False)
     shutil.rmtree(run_dir)

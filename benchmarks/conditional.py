@@ -21,21 +21,21 @@ from pathlib import Path
 
 import yaml
 
-from gankit import Config, train
+from gankit import Config
 from gankit.config import load_preset
 from gankit.runs import evaluate_run
 
 try:
-    from _common import write_json
+    from _common import train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import write_json
+    from benchmarks._common import train_complete, write_json
 
 PRESETS = {"mnist": "mnist-cdcgan", "fashion-mnist": "fashion-cdcgan"}
 
 
 def run_one(cfg: Config, run_dir: Path) -> dict:
     t0 = time.perf_counter()
-    train(cfg, out=run_dir, progress=False)
+    train_complete(cfg, run_dir, progress=False)
     secs = time.perf_counter() - t0
     metrics = ["fid", "cacc"] if cfg.conditional else ["fid"]
     ev = evaluate_run(run_dir, metrics, n=10_000, extractor="classifier", write=False)

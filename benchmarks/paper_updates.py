@@ -26,14 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from gankit import Config, train
+from gankit import Config
 from gankit.config import load_preset
 from gankit.runs import evaluate_run
 
 try:
-    from _common import write_json
+    from _common import train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import write_json
+    from benchmarks._common import train_complete, write_json
 
 BASE = {"update": "alternating"}
 VARIANTS = {
@@ -48,7 +48,7 @@ VARIANTS = {
 
 def run_one(cfg: Config, run_dir: Path) -> dict:
     t0 = time.perf_counter()
-    run = train(cfg, out=run_dir, progress=False)
+    run = train_complete(cfg, run_dir, progress=False)
     secs = time.perf_counter() - t0
     rows = [r for r in run.metrics() if "d_fake" in r]
     won = next((r["step"] for r in rows if r["d_fake"] < 0.01), None)

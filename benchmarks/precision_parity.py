@@ -25,13 +25,13 @@ from pathlib import Path
 
 import yaml
 
-from gankit import Config, train
+from gankit import Config
 from gankit.config import load_preset
 
 try:
-    from _common import train_and_score, write_json
+    from _common import train_and_score, train_complete, write_json
 except ImportError:
-    from benchmarks._common import train_and_score, write_json
+    from benchmarks._common import train_and_score, train_complete, write_json
 
 
 def main() -> None:
@@ -56,8 +56,8 @@ def main() -> None:
             row = {"data": data, "seed": seed}
             for prec in ("fp32", "bf16"):
                 t0 = time.perf_counter()
-                r = train(Config(data=data, seed=seed, eval_every=0, precision=prec), out=tmp / f"{data}-{seed}-{prec}",
-                          progress=False)
+                r = train_complete(Config(data=data, seed=seed, eval_every=0, precision=prec),
+                                   tmp / f"{data}-{seed}-{prec}", progress=False)
                 row[prec] = {k: r.last_row[k] for k in ("modes", "high_quality", "reverse_kl")}
                 row[prec]["seconds"] = round(time.perf_counter() - t0, 1)
             toy.append(row)

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit import Config, train
+from gankit import Config
 from gankit.config import load_preset
 from gankit.data import get_distribution
 
 try:
-    from _common import write_json
+    from _common import train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import write_json
+    from benchmarks._common import train_complete, write_json
 
 PUBLISHED = {  # PacGAN Table 1 (Lin et al. 2018): modes, high quality, reverse KL
     "ring8": {"GAN": (6.3, 0.982, 0.45), "PacGAN2": (7.9, 0.956, 0.07)},
@@ -62,7 +62,7 @@ def main() -> None:
             tmp = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
             t0 = time.perf_counter()
             cfg = Config.from_dict({**options, "data": data, "seed": seed, "eval_every": 0})
-            r = train(cfg, out=tmp / "run", progress=False)
+            r = train_complete(cfg, tmp / "run", progress=False)
             secs = time.perf_counter() - t0
             row = {"seed": seed, "modes": r.last_row["modes"],
                    "num_modes": get_distribution(data).num_components, "high_quality": r.last_row["high_quality"],

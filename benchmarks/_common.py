@@ -15,6 +15,12 @@ def environment() -> dict:
     return env
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE …`` -> config values (YAML-parsed; dashes in keys read as underscores)."""
+    import yaml
+    return {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in pairs)}
+
+
 def train_complete(cfg, out, **kwargs):
     """``gankit.train`` that ends the benchmark when a signal stopped the run: a run cut
     short by SIGINT/SIGTERM returns normally (checkpointed, ``interrupted`` set), and its

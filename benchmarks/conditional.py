@@ -19,16 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from gankit import Config
 from gankit.config import load_preset
 from gankit.runs import evaluate_run
 
 try:
-    from _common import train_complete, write_json
+    from _common import parse_overrides, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import train_complete, write_json
+    from benchmarks._common import parse_overrides, train_complete, write_json
 
 PRESETS = {"mnist": "mnist-cdcgan", "fashion-mnist": "fashion-cdcgan"}
 
@@ -52,7 +50,7 @@ def main() -> None:
                     help="config values over the presets' (both runs), e.g. ema_kimg=10")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "conditional.json"))
     args = ap.parse_args()
-    overrides = {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
+    overrides = parse_overrides(args.set)
     results = {}
     tmp = Path(tempfile.mkdtemp(prefix="gankit-cond-"))
     try:

@@ -23,15 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from gankit import Config
 from gankit.config import load_preset
 
 try:
-    from _common import train_and_score, train_complete, write_json
+    from _common import parse_overrides, train_and_score, train_complete, write_json
 except ImportError:
-    from benchmarks._common import train_and_score, train_complete, write_json
+    from benchmarks._common import parse_overrides, train_and_score, train_complete, write_json
 
 
 def main() -> None:
@@ -48,7 +46,7 @@ def main() -> None:
                     help="MNIST: config values over the preset's, e.g. dequantize=true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision_parity.json"))
     a = ap.parse_args()
-    overrides = {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in a.set)}
+    overrides = parse_overrides(a.set)
     tmp = Path(tempfile.mkdtemp(prefix="gankit-parity-"))
     toy = []
     for data in a.data:

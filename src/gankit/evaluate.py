@@ -210,7 +210,7 @@ class Scorer:
 
     def class_verdicts(self) -> dict:
         """The judge's verdicts on the samples: which classes G produces, how evenly."""
-        counts = np.bincount(self.verdicts().numpy(), minlength=self.judge().model.net[-1].out_features)
+        counts = np.bincount(self.verdicts().numpy(), minlength=self.judge().num_classes)
         return {"classes_present": int((counts > 0).sum()),
                 "class_shares": (counts / counts.sum()).round(4).tolist(), "class_kl": reverse_kl_uniform(counts)}
 

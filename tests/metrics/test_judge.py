@@ -51,7 +51,7 @@ def test_augment_shifts_with_zero_fill_and_flips():
     assert all(torch.equal(flipped[i], out[i]) or torch.equal(flipped[i], out[i].flip(2)) for i in range(2))
 
 
-def test_judge_trains_caches_and_leaves_the_global_stream(data_dir):
+def test_judge_trains_caches_and_leaves_the_global_stream(data_dir, monkeypatch):
     before = torch.random.get_rng_state()
     judge = J.get_judge("mnist", str(data_dir))
     assert torch.equal(torch.random.get_rng_state(), before)
@@ -62,6 +62,13 @@ def test_judge_trains_caches_and_leaves_the_global_stream(data_dir):
     pred = judge.predict(torch.from_numpy(x[:, None]).float() / 255)
     assert float((pred.numpy() == y).mean()) >= 0.97
     mtime = path.stat().st_mtime_ns
+    import gankit.data
+    real_load = gankit.data.load_images
+
+    def no_training_images(spec, split="train", data_dir=None):
+        assert split != "train", "a cached judge reads no training images"
+        return real_load(spec, split, data_dir)
+    monkeypatch.setattr(gankit.data, "load_images", no_training_images)
     again = J.get_judge("mnist", str(data_dir))   # from the cache: no training, same verdicts
     assert path.stat().st_mtime_ns == mtime and again.accuracy == judge.accuracy
     assert torch.equal(again.predict(torch.from_numpy(x[:, None]).float() / 255), pred)

@@ -208,11 +208,12 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     return ClassifierExtractor(model, dataset, acc)
 
 
-def save_cached_model(path: Path, model: nn.Module, accuracy: float) -> None:
-    """Write a trained network and its test accuracy to the feature cache, atomically."""
+def save_cached_model(path: Path, model: nn.Module, accuracy: float, **extra) -> None:
+    """Write a trained network, its test accuracy and any ``extra`` values to the feature
+    cache, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "accuracy": accuracy}, tmp)
+    torch.save({"model": model.state_dict(), "accuracy": accuracy, **extra}, tmp)
     tmp.replace(path)
 
 

@@ -58,6 +58,7 @@ class Judge:
 
     def __init__(self, model: JudgeNet, dataset: str, accuracy: float):
         self.model, self.dataset, self.accuracy = model.eval(), dataset, accuracy
+        self.num_classes = model.net[-1].out_features
 
     @property
     def description(self) -> str:
@@ -125,13 +126,16 @@ def get_judge(dataset: str, data_dir: str | None = None, seed: int = 0) -> Judge
         raise GankitError(f"gankit's judge of classes needs a labelled named data set ({', '.join(NAMED)}), "
                           f"not {dataset!r}")
     path = judge_path(dataset, data_dir, seed)
-    x, _ = load_images(dataset, "train", data_dir)
-    c, size = x.shape[1], x.shape[2]
+    state = torch.load(path, weights_only=True) if path.is_file() else None
+    if state is not None and "shape" in state:   # a cached judge needs no training images
+        c, size = state["shape"]
+    else:
+        x, _ = load_images(dataset, "train", data_dir)
+        c, size = x.shape[1], x.shape[2]
     with torch.random.fork_rng():   # leave the caller's global random stream as it was
         torch.manual_seed(seed)
         model = JudgeNet(c, size, 10)   # both named data sets have 10 classes
-        if path.is_file():
-            state = torch.load(path, weights_only=True)
+        if state is not None:
             model.load_state_dict(state["model"])
             return Judge(model, dataset, float(state["accuracy"]))
         log.info("training gankit's %s judge of classes (once; cached in %s)", dataset, path)
@@ -143,5 +147,5 @@ def get_judge(dataset: str, data_dir: str | None = None, seed: int = 0) -> Judge
     judge = Judge(model, dataset, 0.0)
     judge.accuracy = float((judge.predict(torch.from_numpy(np.array(xs)).float() / 255) == ys)
                            .float().mean())
-    save_cached_model(path, model, judge.accuracy)
+    save_cached_model(path, model, judge.accuracy, shape=[int(c), int(size)])
     return judge

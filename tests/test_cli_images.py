@@ -32,8 +32,8 @@ def _args(data, out, *extra):
 
 
 def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
-    assert preset_names() == ["dcgan64", "fashion-cdcgan", "grid25", "mnist-cdcgan", "mnist-dcgan", "mnist-paper",
-                              "mnist-paper-full", "ring8"]
+    assert preset_names() == ["dcgan64", "fashion-cdcgan", "fashion-dcgan", "grid25", "mnist-cdcgan", "mnist-dcgan",
+                              "mnist-paper", "mnist-paper-full", "ring8"]
     for name in preset_names():
         Config.from_dict(load_preset(name)).validate()
     paper = Config.from_dict(load_preset("mnist-paper"))

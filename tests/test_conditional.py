@@ -15,7 +15,13 @@ from gankit.data.labels import check_labels, folder_classes
 from gankit.errors import GankitError
 from gankit.evaluate import Scorer
 from gankit.models import build_models
-from gankit.models.conditional import ChannelConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
+from gankit.models.conditional import (
+    ChannelConcatDiscriminator,
+    ClassBatchNorm2d,
+    ConditionalGenerator,
+    DeepConcatDiscriminator,
+    ProjectionDiscriminator,
+)
 from gankit.runs import Run
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -136,8 +142,50 @@ def test_conditional_models_compute_what_they_claim():
     assert Gm(torch.randn(5, 8), yy).shape == (5, 2)
 
 
+def test_class_at_every_layer_computes_what_it_claims():
+    """--class-input deep: the one-hot maps joined to every convolution's input, by hand;
+    --g-class-input batchnorm: gamma[y] * BN(h) + beta[y] at each of G's BatchNorms, by hand."""
+    torch.manual_seed(0)
+    cfg = Config(model="dcgan", width=8, z_dim=8, class_input="deep", g_class_input="batchnorm")
+    G, D = build_models(cfg, (1, 28, 28), num_classes=3)
+    assert isinstance(D, DeepConcatDiscriminator)
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([2, 0, 1, 1, 0, 2])
+    convs = [m for m in D.base.net if isinstance(m, torch.nn.Conv2d)]
+    assert [c.in_channels for c in convs] == [1 + 3, 8 + 3]
+    h = x
+    for m in D.base.net:
+        if isinstance(m, torch.nn.Conv2d):
+            maps = torch.zeros(6, 3, *h.shape[2:])
+            maps[torch.arange(6), y] = 1
+            h = torch.cat([h, maps], 1)
+        h = m(h)
+    torch.testing.assert_close(D(x, y), h.flatten(), rtol=0, atol=0)
+    # G: every BatchNorm is class-conditional; train mode normalises with the batch's statistics
+    norms = [m for m in G.base.net if isinstance(m, ClassBatchNorm2d)]
+    assert len(norms) == 2 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in G.base.net)
+    with torch.no_grad():
+        for m in norms:
+            m.scale.weight.normal_(1.0, 0.5)
+            m.shift.weight.normal_(0.0, 0.5)
+    z = torch.randn(6, 8)
+    h = torch.cat([z, G.embed(y)], 1)
+    for m in G.base.net:
+        if isinstance(m, ClassBatchNorm2d):
+            mean, var = h.mean(dim=(0, 2, 3), keepdim=True), h.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+            h = (h - mean) / torch.sqrt(var + 1e-5) * m.scale.weight[y][:, :, None, None] \
+                + m.shift.weight[y][:, :, None, None]
+        else:
+            h = m(h)
+    torch.testing.assert_close(G(z, y), h, rtol=1e-5, atol=1e-5)
+    # another class changes the output; the class tables are trained parameters
+    assert not torch.allclose(G(z, (y + 1) % 3), G(z, y))
+    assert {n for n, _ in G.named_parameters() if "scale" in n or "shift" in n}
+
+
 @pytest.mark.parametrize("extra", [[], ["--r1", "0.1", "--reg-every", "2", "--ema-kimg", "0.05", "--augment",
-                                         "translation", "--precision", "bf16"]])
+                                         "translation", "--precision", "bf16"],
+                                   ["--class-input", "deep", "--g-class-input", "batchnorm", "--ema-kimg", "0.05",
+                                    "--spectral-norm"]])
 def test_conditional_resume_is_bitwise(squares, tmp_path, extra):
     assert main(_dcgan_args(squares, tmp_path / "full", *extra)) == 0
     half = _dcgan_args(squares, tmp_path / "split", *extra)

@@ -104,9 +104,13 @@ class Config:
     depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)
     width: int = option(64, "model", "DCGAN: base number of feature maps (ngf = ndf)", rule=POSITIVE)
     conditional: bool = option(False, "model", "a conditional GAN, G(z, y) and D(x, y), on the data's class labels")
-    class_input: str = option("concat", "model", "conditional DCGAN: how D takes the class, as one-hot input maps "
-                              "(concat) or a projection discriminator (projection; it collapsed within classes on "
-                              "MNIST, docs/results.md)", choices=("concat", "projection"))
+    class_input: str = option("concat", "model", "conditional DCGAN: how D takes the class, as one-hot maps joined "
+                              "to the image (concat) or to the input of every convolution (deep), or a projection "
+                              "discriminator (projection; it collapsed within classes on MNIST, docs/results.md)",
+                              choices=("concat", "deep", "projection"))
+    g_class_input: str = option("concat", "model", "conditional DCGAN: how G takes the class, as an embedding joined "
+                                "to the noise (concat) or also through class-conditional BatchNorm at every layer "
+                                "(batchnorm)", choices=("concat", "batchnorm"))
     fake_labels: str = option("data", "model", "conditional: the classes G is trained on, drawn with the data's "
                               "class frequencies (data) or uniformly (uniform)", choices=("data", "uniform"))
     # ---------------------------------------------------------------- objective and update rule

@@ -16,7 +16,14 @@ from torch import nn
 
 from ..errors import GankitError
 from ..registries import MODELS
-from .conditional import ChannelConcatDiscriminator, ConcatDiscriminator, ConditionalGenerator, ProjectionDiscriminator
+from .conditional import (
+    ChannelConcatDiscriminator,
+    ConcatDiscriminator,
+    ConditionalGenerator,
+    DeepConcatDiscriminator,
+    ProjectionDiscriminator,
+    class_batchnorm,
+)
 from .dcgan import SIZES as DCGAN_SIZES
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -61,9 +68,15 @@ def _conditional_mlp(cfg, shape, num_classes):
 
 def _conditional_dcgan(cfg, shape, num_classes):
     G0, D0 = _build_dcgan(cfg.replace(z_dim=cfg.z_dim + DCGAN_EMBED), shape)
+    if getattr(cfg, "g_class_input", "concat") == "batchnorm":
+        class_batchnorm(G0, num_classes)
     G = ConditionalGenerator(G0, num_classes, DCGAN_EMBED)
-    if getattr(cfg, "class_input", "concat") == "projection":
+    class_input = getattr(cfg, "class_input", "concat")
+    if class_input == "projection":
         return G, ProjectionDiscriminator(D0, num_classes, D0.net[-1].channels)
+    if class_input == "deep":
+        return G, DeepConcatDiscriminator(DCGANDiscriminator(shape[0], shape[1], cfg.width, class_maps=num_classes),
+                                          shape, num_classes)
     D0 = _build_dcgan(cfg, (shape[0] + num_classes, *shape[1:]))[1]   # K more input maps
     return G, ChannelConcatDiscriminator(D0, shape, num_classes)
 

@@ -2,13 +2,17 @@
 of both G and D.
 
 - G(z, y) = G₀([z, e(y)]): a learned class embedding joined to the noise (for the MLP and
-  the DCGAN generator alike; the DCGAN's first layer is a linear map of its input).
+  the DCGAN generator alike; the DCGAN's first layer is a linear map of its input). With
+  ``--g-class-input batchnorm`` (DCGAN) every BatchNorm of G is also class-conditional
+  (de Vries et al. 2017; Miyato & Koyama 2018): its scale and shift are rows of per-class
+  tables, so the class acts at every layer and not only through the first.
 - D(x, y) for the MLP: D₀([x, e(y)]), the embedding joined to the input.
 - D(x, y) for the DCGAN: the class as K one-hot input maps joined to the image's channels
   (``--class-input concat``, the default), or a projection discriminator (Miyato & Koyama
   2018, ``--class-input projection``), ``ψ(h(x)) + e(y)·φ(x)``. The projection collapsed
   within each class on MNIST (every sample of a class alike after 1,000 steps, with or
-  without spectral normalisation; docs/results.md), so it is not the default.
+  without spectral normalisation; docs/results.md), so it is not the default. ``--class-input
+  deep`` joins the one-hot maps to the input of every convolution of D, at each resolution.
 
 A conditional G called without labels, ``G(z)``, generates the classes in turn
 (0, 1, …, C−1, 0, …), so every consumer of unconditional samples (pictures, FID, export)
@@ -33,6 +37,7 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.num_classes, self.embed_dim = num_classes, embed_dim
         self.z_dim = base.z_dim - embed_dim
+        self.class_norms = any(isinstance(m, ClassBatchNorm2d) for m in base.modules())
         self.out_shape = base.out_shape
         if hasattr(base, "output_range"):
             self.output_range = base.output_range
@@ -40,7 +45,40 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
             y = balanced_labels(z.shape[0], self.num_classes, z.device)
-        return self.base(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
+        h = torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
+        if not self.class_norms:
+            return self.base(h)
+        for m in self.base.net:
+            h = m(h, y) if isinstance(m, ClassBatchNorm2d) else m(h)
+        return h
+
+
+class ClassBatchNorm2d(nn.Module):
+    """Class-conditional BatchNorm: ``γ[y] · BN(x) + β[y]``, the normalisation of
+    ``nn.BatchNorm2d`` (its running statistics included, in ``.norm``) without its own affine
+    map, and a scale and shift per class (tables initialised as DCGAN initialises BatchNorm:
+    scales N(1, 0.02), shifts 0)."""
+
+    def __init__(self, num_features: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, affine=False)
+        self.scale = nn.Embedding(num_classes, num_features)
+        self.shift = nn.Embedding(num_classes, num_features)
+        nn.init.normal_(self.scale.weight, 1.0, 0.02)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        return h * self.scale(y).to(h.dtype)[:, :, None, None] + self.shift(y).to(h.dtype)[:, :, None, None]
+
+
+def class_batchnorm(G: nn.Module, num_classes: int) -> nn.Module:
+    """Replace every ``nn.BatchNorm2d`` of ``G.net`` by a :class:`ClassBatchNorm2d` of the same
+    width (in place; returns G)."""
+    for i, m in enumerate(G.net):
+        if isinstance(m, nn.BatchNorm2d):
+            G.net[i] = ClassBatchNorm2d(m.num_features, num_classes)
+    return G
 
 
 class ConcatDiscriminator(nn.Module):
@@ -90,3 +128,18 @@ class ChannelConcatDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         maps = nn.functional.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
         return self.base(torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1))
+
+
+class DeepConcatDiscriminator(ChannelConcatDiscriminator):
+    """D(x, y) with the class as K one-hot maps joined to the input of *every* convolution
+    (at each resolution), not only to the image: ``base`` is a DCGAN discriminator built for
+    the extra channels (``models.dcgan.DCGANDiscriminator(class_maps=K)``)."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+        h = x
+        for m in self.base.net:
+            if isinstance(m, nn.Conv2d):
+                h = torch.cat([h, onehot.expand(-1, -1, *h.shape[2:])], dim=1)
+            h = m(h)
+        return h.flatten()

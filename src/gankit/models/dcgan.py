@@ -126,16 +126,21 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int = 3, size: int = 64, width: int = 64):
+    """``class_maps`` K > 0 widens every convolution's input by K channels, for a conditional
+    D that joins the class's one-hot maps to each (``models.conditional.DeepConcatDiscriminator``,
+    which runs it); ``in_shape`` stays the image's."""
+
+    def __init__(self, channels: int = 3, size: int = 64, width: int = 64, class_maps: int = 0):
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"DCGAN supports image sizes {SIZES}, got {size}")
         self.in_shape = (channels, size, size)
         first, stages = _plan(size)
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        k = class_maps
+        layers: list[nn.Module] = [nn.Conv2d(channels + k, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         w = width
         for _ in range(stages - 1):
-            layers += [nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(w + k, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True)]
             w *= 2
         layers += [LogitHead(w, first)]
         self.net = nn.Sequential(*layers)

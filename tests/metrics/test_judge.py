@@ -75,6 +75,24 @@ def test_judge_trains_caches_and_leaves_the_global_stream(data_dir, monkeypatch)
     assert "judge" in judge.description and f"{judge.accuracy:.2%}" in judge.description
 
 
+def test_cached_domain_classifier_reads_no_training_images(data_dir, monkeypatch):
+    """The domain-FID classifier, like the judge, is rebuilt from its cache file alone."""
+    from gankit.metrics.features import train_classifier
+    first = train_classifier("mnist", str(data_dir), epochs=1)
+    import gankit.data
+    real_load = gankit.data.load_images
+
+    def no_training_images(spec, split="train", data_dir=None):
+        assert split != "train", "a cached classifier reads no training images"
+        return real_load(spec, split, data_dir)
+    monkeypatch.setattr(gankit.data, "load_images", no_training_images)
+    again = train_classifier("mnist", str(data_dir), epochs=1)
+    x = torch.from_numpy(_striped(50, 9)[0][:, None]).float() / 255
+    with torch.no_grad():
+        assert torch.equal(again.model.embed(x), first.model.embed(x))
+    assert again.accuracy == first.accuracy
+
+
 def test_judge_refuses_unlabelled_data():
     with pytest.raises(GankitError, match="labelled named data set"):
         J.get_judge("ring8")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -182,14 +183,15 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
         raise GankitError(f"the classifier extractor needs a labelled named data set ({', '.join(NAMED)}); "
                           f"{dataset!r} has no labels: use --extractor raw or inception")
     path = cache_dir(data_dir) / f"classifier-{dataset}-e{epochs}-s{seed}.pt"
-    x, _ = load_images(dataset, "train", data_dir)
-    c, size = x.shape[1], x.shape[2]
-    if path.is_file():
-        with torch.random.fork_rng():
-            model = SmallClassifier(c, size)
+    if path.is_file():   # its architecture is read from its weights: no training images needed
         state = torch.load(path, weights_only=True)
+        c, features = state["model"]["body.0.weight"].shape[1], state["model"]["body.7.weight"].shape[1]
+        with torch.random.fork_rng():
+            model = SmallClassifier(c, 4 * math.isqrt(features // 64))   # the network sees size // 4 only
         model.load_state_dict(state["model"])
         return ClassifierExtractor(model, dataset, float(state["accuracy"]))
+    x, _ = load_images(dataset, "train", data_dir)
+    c, size = x.shape[1], x.shape[2]
     y = torch.from_numpy(resolve_labels(dataset, "train", data_dir))
     xt = torch.from_numpy(x)
     g = torch.Generator().manual_seed(seed)

@@ -15,11 +15,16 @@ D(G(z)) first falls below 0.01 (D has won), and the domain FID of 10,000 samples
 the MNIST test set.
 
     python benchmarks/paper_updates.py --seeds 0 1 2 --steps 5000
+    python benchmarks/paper_updates.py --plot benchmarks/results/paper_updates.json --figure docs/paper-updates.png
+
+The second command trains nothing: it draws each variant's D(x) and D(G(z)) traces, one
+panel per variant and one line per seed, from a results file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import tempfile
@@ -59,13 +64,50 @@ def run_one(cfg: Config, run_dir: Path) -> dict:
             "trace": [(r["step"], round(r["d_real"], 4), round(r["d_fake"], 4)) for r in rows]}
 
 
+def plot(results: dict, figure: Path) -> None:
+    """One panel per variant: D(x) (solid) and D(G(z)) (dashed) against the step, per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    variants = results["variants"]
+    cols = 3
+    rows = -(-len(variants) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, v) in zip(axes.flat, variants.items()):
+        for i, run in enumerate(v["runs"]):
+            steps, d_real, d_fake = zip(*run["trace"])
+            colour = f"C{i}"
+            ax.plot(steps, d_real, color=colour, lw=1, label=f"seed {run['seed']} D(x)")
+            ax.plot(steps, d_fake, color=colour, lw=1, ls="--", label=f"seed {run['seed']} D(G(z))")
+        fids = ", ".join(f"{r['domain_fid']:.0f}" for r in v["runs"])
+        ax.set_title(f"{name}\ndomain FID {fids}", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(variants):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean D output")
+    axes.flat[0].legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "paper_updates.json"))
+    ap.add_argument("--plot", metavar="RESULTS", help="train nothing: draw the traces of this results file")
+    ap.add_argument("--figure", default=str(Path(__file__).parents[1] / "docs" / "paper-updates.png"))
     a = ap.parse_args()
+    if a.plot:
+        plot(json.loads(Path(a.plot).read_text()), Path(a.figure))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="gankit-updates-"))
     results = {}
     try:

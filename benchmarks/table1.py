@@ -15,7 +15,6 @@ memorised its data — and with 10,000 uniform-noise images.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 
 from gankit.data import load_images
 from gankit.evaluate import Scorer
-from gankit.metrics.parzen import SIGMAS, parzen_log_likelihoods
+from gankit.metrics.parzen import SIGMAS, mean_and_se, parzen_log_likelihoods
 from gankit.runs import Run
 
 try:
@@ -46,9 +45,7 @@ def score(samples01: np.ndarray, test: np.ndarray, train: np.ndarray) -> dict:
         best = int(np.argmax(val[:, :n_val].mean(1)))
         if best not in test_ll:
             test_ll[best] = parzen_log_likelihoods(samples01, test, [SIGMAS[best]])[0]
-        ll = test_ll[best]
-        out[f"val{n_val}"] = {"mean": float(ll.mean()), "se": float(ll.std(ddof=1) / math.sqrt(ll.size)),
-                              "sigma": float(SIGMAS[best])}
+        out[f"val{n_val}"] = {**mean_and_se(test_ll[best]), "sigma": float(SIGMAS[best])}
     return out
 
 

@@ -39,6 +39,11 @@ def parzen_log_likelihoods(samples, points, sigmas=SIGMAS, batch: int = 1000) ->
     return torch.cat(out, dim=1).numpy()
 
 
+def mean_and_se(ll: np.ndarray) -> dict:
+    """The mean of per-point log-likelihoods and its standard error (Table 1's "± s.e.")."""
+    return {"mean": float(ll.mean()), "se": float(ll.std(ddof=1) / math.sqrt(ll.size))}
+
+
 def parzen_score(samples, test, validation, sigmas=SIGMAS, batch: int = 1000) -> dict:
     """Choose σ on ``validation``, score ``test``: mean log-likelihood ± standard error."""
     if len(samples) < 2 or len(test) < 2 or len(validation) < 1:
@@ -46,6 +51,6 @@ def parzen_score(samples, test, validation, sigmas=SIGMAS, batch: int = 1000) ->
     val = parzen_log_likelihoods(samples, validation, sigmas, batch).mean(1)
     best = int(np.argmax(val))
     ll = parzen_log_likelihoods(samples, test, [sigmas[best]], batch)[0]
-    return {"mean": float(ll.mean()), "se": float(ll.std(ddof=1) / math.sqrt(ll.size)),
+    return {**mean_and_se(ll),
             "sigma": float(sigmas[best]), "validation_by_sigma": {f"{s:.4f}": float(v) for s, v in zip(sigmas, val)},
             "n_samples": len(samples), "n_test": len(test), "n_validation": len(validation)}

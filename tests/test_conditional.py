@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit import Config, train
+from gankit import Config, objectives, train
 from gankit.cli import main
 from gankit.data import make_source
 from gankit.data.labels import check_labels, folder_classes
@@ -185,7 +185,9 @@ def test_class_at_every_layer_computes_what_it_claims():
 @pytest.mark.parametrize("extra", [[], ["--r1", "0.1", "--reg-every", "2", "--ema-kimg", "0.05", "--augment",
                                          "translation", "--precision", "bf16"],
                                    ["--class-input", "deep", "--g-class-input", "batchnorm", "--ema-kimg", "0.05",
-                                    "--spectral-norm"]])
+                                    "--spectral-norm"],
+                                   ["--aux-classifier", "0.5", "--precision", "bf16"],
+                                   ["--aux-classifier", "0.5", "--update", "simultaneous"]])
 def test_conditional_resume_is_bitwise(squares, tmp_path, extra):
     assert main(_dcgan_args(squares, tmp_path / "full", *extra)) == 0
     half = _dcgan_args(squares, tmp_path / "split", *extra)
@@ -295,3 +297,75 @@ def test_cifar10_labels_follow_their_images(tmp_path):
     (tmp_path / "data_batch_2").write_bytes(pickle.dumps({b"data": data[12:]}, protocol=2))
     with pytest.raises(GankitError, match="no labels in this CIFAR-10 batch"):
         make_source(Config(data=f"cifar10:{tmp_path}", conditional=True), torch.device("cpu"))
+
+
+def test_aux_classifier_computes_what_it_claims():
+    """--aux-classifier: D(x, y) is the conditional D unchanged (and G and D start as without
+    it); D(x, y, classes=True) adds C(x), D's architecture with K logits and no class input."""
+    from gankit.models.conditional import AuxClassifier, AuxClassifierDiscriminator
+    cfg = Config(model="dcgan", width=8, z_dim=8)
+    torch.manual_seed(0)
+    G0, D0 = build_models(cfg, (1, 28, 28), num_classes=3)
+    torch.manual_seed(0)
+    G, D = build_models(cfg.replace(aux_classifier=0.5), (1, 28, 28), num_classes=3)
+    assert isinstance(D, AuxClassifierDiscriminator) and isinstance(D.classifier, AuxClassifier)
+    for a, b in ((G0, G), (D0, D.D)):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb and torch.equal(va, vb), ka
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([2, 0, 1, 1, 0, 2])
+    logits, class_logits = D(x, y, classes=True)
+    torch.testing.assert_close(D(x, y), D.D(x, y), rtol=0, atol=0)
+    torch.testing.assert_close(logits, D.D(x, y), rtol=0, atol=0)
+    C = D.classifier
+    assert C.body[0].in_channels == 1 and C.head.out_features == 3       # the image alone, K outputs
+    h = C.body(x).permute(0, 2, 3, 1).reshape(6, -1)
+    torch.testing.assert_close(class_logits, h @ C.head.weight.T + C.head.bias, rtol=1e-6, atol=1e-6)
+    # the MLP's classifier takes flattened examples
+    _, Dm = build_models(Config(aux_classifier=1.0), (2,), num_classes=8)
+    p = torch.randn(5, 2)
+    assert Dm(p, torch.tensor([0, 7, 3, 3, 1]), classes=True)[1].shape == (5, 8)
+    torch.testing.assert_close(Dm.classifier(p), Dm.classifier.head(Dm.classifier.body(p)), rtol=0, atol=0)
+
+
+def test_aux_classifier_losses_and_gradients():
+    """D's gradient is that of L_D + λ·CE(C(x), y) on the real batch (C learns the data's
+    labels only); G's that of L_G + λ·CE(C(G(z, y)), y), with C as fixed as D."""
+    from gankit.training.loop import GANTrainer
+    lam = 0.5
+    torch.manual_seed(0)
+    G, D = build_models(Config(z_dim=4, hidden=16, depth=2, aux_classifier=lam), (2,), num_classes=8)
+    opt = lambda p: torch.optim.SGD(p, lr=0.0)  # noqa: E731  (parameters stay put: gradients can be recomputed)
+    t = GANTrainer(G, D, opt(G.parameters()), opt(D.parameters()),
+                   make_source(Config(data="ring8", conditional=True), torch.device("cpu")), "nonsaturating", 1, 8,
+                   4, "normal", torch.Generator().manual_seed(1), torch.Generator().manual_seed(2),
+                   class_probs=torch.full((8,), 1 / 8), aux_weight=lam)
+    draws = {"data": [], "noise": []}
+    nxt, nb = t.data.next_labeled, t.noise_batch
+    t.data.next_labeled = lambda m, g: draws["data"].append(nxt(m, g)) or draws["data"][-1]
+    t.noise_batch = lambda m: draws["noise"].append(nb(m)) or draws["noise"][-1]
+    ce = torch.nn.functional.cross_entropy
+    t.discriminator_step()
+    (x, y), (z, yf) = draws["data"][0], draws["noise"][0]
+    want = objectives.discriminator_loss(D(x, y), D(G(z, yf).detach(), yf)) + lam * ce(D.classifier(x), y)
+    for got, w in zip([p.grad for p in D.parameters()], torch.autograd.grad(want, list(D.parameters()))):
+        torch.testing.assert_close(got, w, rtol=1e-6, atol=1e-7)
+    D.zero_grad(set_to_none=True)
+    t.generator_step()
+    z, yf = draws["noise"][1]
+    fake = G(z, yf)
+    want = objectives.generator_loss(D(fake, yf), "nonsaturating") + lam * ce(D.classifier(fake), yf)
+    for got, w in zip([p.grad for p in G.parameters()], torch.autograd.grad(want, list(G.parameters()))):
+        torch.testing.assert_close(got, w, rtol=1e-6, atol=1e-7)
+    assert all(p.grad is None for p in D.parameters())       # C and D received no gradient from G's step
+    stats = t.step().to_dict()
+    assert stats["class_loss_d"] > 0 and stats["class_loss_g"] > 0
+
+
+def test_aux_classifier_needs_labels(tmp_path, capsys):
+    assert main(["train", "--data", "ring8", "--aux-classifier", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aux_classifier needs a conditional GAN" in err
+    assert not (tmp_path / "r").exists()
+    assert main(["train", "--data", "ring8", "--conditional", "--aux-classifier", "-1", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 2
+    assert "aux_classifier must be a number >= 0" in capsys.readouterr().err

@@ -113,6 +113,10 @@ class Config:
                                 "(batchnorm)", choices=("concat", "batchnorm"))
     fake_labels: str = option("data", "model", "conditional: the classes G is trained on, drawn with the data's "
                               "class frequencies (data) or uniformly (uniform)", choices=("data", "uniform"))
+    aux_classifier: float = option(0.0, "model", "conditional: weight λ of an auxiliary classifier C(x) of D's "
+                                   "architecture, trained with D on the real examples' labels; G's loss gains "
+                                   "λ·CE(C(G(z, y)), y) and D's λ·CE(C(x), y) (after AC-GAN; 0: none)",
+                                   rule=NON_NEGATIVE_NUMBER)
     # ---------------------------------------------------------------- objective and update rule
     loss: str = option("nonsaturating", "objective and update rule",
                        "generator loss: nonsaturating (the paper's practical one) or minimax (the game as written)",
@@ -235,6 +239,8 @@ class Config:
             raise GankitError(f"batch_size {self.batch_size} must be a multiple of pack {self.pack}")
         if self.conditional and self.pack > 1:
             raise GankitError("pack (PacGAN) is not available with conditional; D judges one example and its class")
+        if self.aux_classifier and not self.conditional:
+            raise GankitError("aux_classifier needs a conditional GAN (--conditional): C learns the data's labels")
         if self.update == "simultaneous" and (self.r1 or self.r2):
             raise GankitError("the gradient penalties (r1, r2) need alternating updates (--update alternating)")
 

@@ -5,6 +5,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from gankit.cli import main
 from gankit.training.checkpoint import load_checkpoint
 
@@ -73,9 +75,11 @@ def test_metric_mistake_refused_by_every_rank(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_conditional_two_ranks_equal_one_rank(tmp_path):
-    """Labels are drawn and sharded with their examples and noise: the same run on 1 and 2 ranks."""
-    args = ["--conditional", "--steps", "30", *ARGS]
+@pytest.mark.parametrize("extra", [[], ["--aux-classifier", "0.5"]])
+def test_conditional_two_ranks_equal_one_rank(tmp_path, extra):
+    """Labels are drawn and sharded with their examples and noise: the same run on 1 and 2 ranks
+    (with an auxiliary classifier too: its logits come from D's forward, which DDP synchronises)."""
+    args = ["--conditional", "--steps", "30", *extra, *ARGS]
     assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
     _torchrun(2, "train", "--out", str(tmp_path / "two"), *args)
     assert _max_diff(tmp_path / "one/checkpoints/step_000030.pt", tmp_path / "two/checkpoints/step_000030.pt") < 1e-5

@@ -17,6 +17,8 @@ from torch import nn
 from ..errors import GankitError
 from ..registries import MODELS
 from .conditional import (
+    AuxClassifier,
+    AuxClassifierDiscriminator,
     ChannelConcatDiscriminator,
     ConcatDiscriminator,
     ConditionalGenerator,
@@ -93,7 +95,8 @@ MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST m
 
 def build_models(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Build G and D for ``cfg.model``, initialised from the current global torch RNG; with
-    ``num_classes``, the conditional G(z, y) and D(x, y) (``models/conditional.py``); with
+    ``num_classes``, the conditional G(z, y) and D(x, y) (``models/conditional.py``), and with
+    ``aux_classifier`` > 0 an auxiliary classifier beside D; with
     ``pack`` > 1, D for packs of that many examples; with ``spectral_norm``, D's weights
     spectrally normalised."""
     from ..training.regularizers import packed_shape, spectral_normalize
@@ -104,6 +107,8 @@ def build_models(cfg, data_shape: tuple[int, ...], num_classes: int = 0) -> tupl
             raise GankitError(f"model {cfg.model} has no conditional form; --conditional takes --model "
                               + " or ".join(n for n in MODELS.names() if MODELS.entry(n).meta.get("conditional")))
         G, D = conditional(cfg, tuple(data_shape), num_classes)
+        if getattr(cfg, "aux_classifier", 0.0) > 0:   # built after G and D: their initial weights stay the same
+            D = AuxClassifierDiscriminator(D, AuxClassifier(build(cfg, tuple(data_shape))[1], num_classes))
     else:
         G, D = build(cfg, tuple(data_shape))
     if getattr(cfg, "pack", 1) > 1:

@@ -143,3 +143,48 @@ class DeepConcatDiscriminator(ChannelConcatDiscriminator):
                 h = torch.cat([h, onehot.expand(-1, -1, *h.shape[2:])], dim=1)
             h = m(h)
         return h.flatten()
+
+
+class AuxClassifierDiscriminator(nn.Module):
+    """D(x, y) with an auxiliary classifier C(x) beside it (``--aux-classifier λ``; after the
+    auxiliary classifier of AC-GAN, Odena et al. 2017): ``forward(x, y)`` is D's logit, as for
+    every discriminator; ``forward(x, y, classes=True)`` also returns C's K class logits, in
+    one call, so that a DistributedDataParallel wrapper sees (and synchronises) both.
+
+    C is a separate network of D's architecture with K outputs and no class input: a D that
+    takes the class as input maps (the default) would read the answer off its input if C
+    shared its layers. The loop trains C with D, on the labels of the real examples only,
+    and adds λ·CE(C(G(z, y)), y) to G's loss (``training/loop.py``)."""
+
+    def __init__(self, D: nn.Module, classifier: nn.Module):
+        super().__init__()
+        self.D, self.classifier = D, classifier
+        self.in_shape, self.num_classes = D.in_shape, D.num_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, classes: bool = False):
+        logits = self.D(x, y)
+        return (logits, self.classifier(x)) if classes else logits
+
+
+class AuxClassifier(nn.Module):
+    """C(x): K class logits from an unconditional discriminator's architecture, ``base``
+    (an MLP or DCGAN D, freshly built), with its last layer, a single-logit ``nn.Linear``
+    (DCGAN's ``LogitHead`` is one over the (h, w, c)-flattened map), widened to K outputs."""
+
+    def __init__(self, base: nn.Module, num_classes: int):
+        super().__init__()
+        head = base.net[-1]
+        if not isinstance(head, nn.Linear) or head.out_features != 1:
+            raise TypeError("an auxiliary classifier needs a base whose last layer is nn.Linear(features, 1)")
+        self.body = base.net[:-1]
+        self.flat_input = isinstance(base.net[0], nn.Linear)     # an MLP takes flattened examples
+        self.head = nn.Linear(head.in_features, num_classes)
+        nn.init.normal_(self.head.weight, 0.0, 0.02)
+        nn.init.zeros_(self.head.bias)
+        self.in_shape, self.num_classes = base.in_shape, num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x.reshape(x.shape[0], -1) if self.flat_input else x)
+        if h.ndim == 4:
+            h = h.permute(0, 2, 3, 1)     # (h, w, c) order, as LogitHead: no copy for channels_last
+        return self.head(h.reshape(h.shape[0], -1))

@@ -345,7 +345,8 @@ class TensorBoardLogger(Callback):
     TAGS = {"value": "game/V", "loss_d": "loss/D", "loss_g": "loss/G", "d_real": "D/real", "d_fake": "D/fake",
             "grad_norm_d": "grad_norm/D", "grad_norm_g": "grad_norm/G", "lr_d": "lr/D", "lr_g": "lr/G",
             "examples_per_s": "speed/examples_per_s", "wall_time": "speed/wall_time", "loss_scale": "speed/loss_scale",
-            "modes": "modes/captured", "high_quality": "modes/high_quality", "reverse_kl": "modes/reverse_kl"}
+            "modes": "modes/captured", "high_quality": "modes/high_quality", "reverse_kl": "modes/reverse_kl",
+            "class_loss_d": "loss/classifier_real", "class_loss_g": "loss/classifier_G"}
 
     @classmethod
     def create(cls, run_dir, cfg, seed, value_range):

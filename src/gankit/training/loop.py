@@ -52,6 +52,10 @@ class StepStats:
     grad_norm_d: torch.Tensor | None = None
     grad_norm_g: torch.Tensor | None = None
     loss_scale: torch.Tensor | None = None  # fp16: the gradient scaler's scale after this step
+    # --aux-classifier: the auxiliary classifier's cross-entropy on the real batch (D step) and
+    # on G's samples for their classes (G step), unweighted
+    class_loss_d: torch.Tensor | None = None
+    class_loss_g: torch.Tensor | None = None
 
     def to_dict(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
         """The statistics as floats (one host transfer); ``reduce`` averages them across
@@ -60,7 +64,8 @@ class StepStats:
         With fp16 loss scaling (``loss_scale`` set), a gradient that overflowed is the
         scaler's business, not divergence: that optimizer's step was skipped and the scale
         lowered, so its norm is left out of the statistics rather than reported as inf."""
-        names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "loss_scale")
+        names = ("value", "d_real", "d_fake", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "loss_scale",
+                 "class_loss_d", "class_loss_g")
         tensors = [getattr(self, n) for n in names]
         present = [(n, t) for n, t in zip(names, tensors) if t is not None]
         stacked = torch.stack([t.detach().float() for _, t in present])
@@ -120,6 +125,7 @@ class GANTrainer:
     stab: Stabilizers = field(default_factory=Stabilizers)  # EMA, packing, augmentation, R1/R2
     # conditional: the probabilities of the classes G is trained on (None: unconditional)
     class_probs: torch.Tensor | None = None
+    aux_weight: float = 0.0          # λ of the auxiliary classifier's loss (D an AuxClassifierDiscriminator)
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
@@ -130,6 +136,7 @@ class GANTrainer:
         # fp16 has too little range for gradients: scale the losses (state kept in checkpoints).
         self.scaler = torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
         self._fake = None
+        self._class_loss: dict[str, torch.Tensor] = {}
         self.G_train = self.G_train or self.G
         self.D_train = self.D_train or self.D
         # Spectral norm (a parametrization) recomputes D's weights, power iteration included,
@@ -197,6 +204,24 @@ class GANTrainer:
         """The generator to draw samples from: the EMA generator when there is one."""
         return self.stab.ema.ema if self.stab.ema is not None else self.G
 
+    def _judge(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor | None, side: str) -> tuple[torch.Tensor, ...]:
+        """D's logits on ``x`` (float32), and the loss to add to the ``side`` ("d" or "g")
+        network's: λ times the auxiliary classifier's cross-entropy against ``y`` when there is
+        one (recorded, unweighted, for the step's statistics), else None."""
+        if not self.aux_weight:
+            return call(net, x, y).float(), None
+        logits, class_logits = net(x, y, classes=True)
+        ce = nn.functional.cross_entropy(class_logits.float(), y)
+        self._class_loss[side] = ce.detach()
+        return logits.float(), self.aux_weight * ce
+
+    @staticmethod
+    def _plus(loss: torch.Tensor, *extra: torch.Tensor | None) -> torch.Tensor:
+        for e in extra:
+            if e is not None:
+                loss = loss + e
+        return loss
+
     def discriminator_step(self, j: int = 0) -> tuple[torch.Tensor, ...]:
         """One update of D (the ``j``-th of this iteration) on a fresh data minibatch and
         fresh noise, G fixed. With stabilisers, D judges augmented and packed batches and its
@@ -210,14 +235,14 @@ class GANTrainer:
                 with torch.set_grad_enabled(keep):
                     fake = call(self.G_train if keep else self.G, z, y_fake)
                 real_in, fake_in = self.stab.d_view(x), self.stab.d_view(fake.detach())
-                real_logits = call(self.D_train, real_in, y).float()
+                real_logits, class_loss = self._judge(self.D_train, real_in, y, "d")
                 fake_logits = call(self.D_train, fake_in, y_fake).float()
             loss_d = objectives.discriminator_loss(real_logits, fake_logits)
             penalty = self.stab.penalty(self.D, real_in, fake_in, self.step_count * self.k + j, self._autocast,
                                         labels=(y, y_fake))
         self._fake = (fake, y_fake) if keep else None
         self.opt_d.zero_grad(set_to_none=True)
-        self._backward_step(loss_d if penalty is None else loss_d + penalty, self.opt_d)
+        self._backward_step(self._plus(loss_d, penalty, class_loss), self.opt_d)
         return loss_d.detach(), real_logits.detach(), fake_logits.detach()
 
     def generator_step(self) -> torch.Tensor:
@@ -235,10 +260,10 @@ class GANTrainer:
                     fake = call(self.G_train, z, y)
                 else:
                     fake, y = kept
-                fake_logits = call(self.D, self.stab.d_view(fake), y).float()
+                fake_logits, class_loss = self._judge(self.D, self.stab.d_view(fake), y, "g")
             loss_g = objectives.generator_loss(fake_logits, self.loss)
             self.opt_g.zero_grad(set_to_none=True)
-            self._backward_step(loss_g, self.opt_g)
+            self._backward_step(self._plus(loss_g, class_loss), self.opt_g)
         finally:
             self.D.requires_grad_(True)
         return loss_g.detach()
@@ -256,8 +281,8 @@ class GANTrainer:
         x, y = self.data_batch(m)
         with self._d_weights_once(), self._autocast():
             fake = call(self.G_train, z, y_fake)
-            real_logits = call(self.D_train, self.stab.d_view(x), y).float()
-            fake_logits = call(self.D_train, self.stab.d_view(fake), y_fake).float()
+            real_logits, class_loss_d = self._judge(self.D_train, self.stab.d_view(x), y, "d")
+            fake_logits, class_loss_g = self._judge(self.D_train, self.stab.d_view(fake), y_fake, "g")
         loss_d = objectives.discriminator_loss(real_logits, fake_logits)
         loss_g = objectives.generator_loss(fake_logits, self.loss)
         self.opt_d.zero_grad(set_to_none=True)
@@ -265,8 +290,8 @@ class GANTrainer:
         # Each loss differentiated only with respect to its own network's parameters.
         g_params = [p for p in self.G.parameters() if p.requires_grad]
         d_params = [p for p in self.D.parameters() if p.requires_grad]
-        torch.autograd.backward(loss_g, inputs=g_params, retain_graph=True)
-        torch.autograd.backward(loss_d, inputs=d_params)
+        torch.autograd.backward(self._plus(loss_g, class_loss_g), inputs=g_params, retain_graph=True)
+        torch.autograd.backward(self._plus(loss_d, class_loss_d), inputs=d_params)
         self.opt_d.step()
         self.opt_g.step()
         return loss_d.detach(), real_logits.detach(), fake_logits.detach(), loss_g.detach()
@@ -296,6 +321,8 @@ class GANTrainer:
             grad_norm_d=grad_norm_d,
             grad_norm_g=grad_norm_g,
             loss_scale=loss_d.new_tensor(self.scaler.get_scale()) if with_grad_norms and self.scaler else None,
+            class_loss_d=self._class_loss.get("d"),
+            class_loss_g=self._class_loss.get("g"),
         )
 
 

@@ -216,6 +216,7 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                          reuse_fake=cfg.reuse_fake, update=cfg.update, dist=dd,
                          G_train=wrap(G, dd, device), D_train=wrap(D, dd, device),
                          class_probs=fake_label_probs(cfg, source, device) if classes else None,
+                         aux_weight=cfg.aux_classifier if classes else 0.0,
                          stab=make_stabilizers(cfg, G, device, seeds))
     runtime = {"device": str(device), "precision": precision, "threads": threads, "cpu_kernels": kernels,
                "processes": dd.world, **provenance()}

@@ -94,6 +94,15 @@ class ConcatDiscriminator(nn.Module):
         return self.base(torch.cat([x.reshape(x.shape[0], -1), self.embed(y).to(x.dtype)], dim=1))
 
 
+def _logit_layer(base: nn.Module, user: str) -> nn.Linear:
+    """``base.net[-1]``, checked to be a single-logit ``nn.Linear`` (DCGAN's ``LogitHead`` is
+    one), which ``user`` builds on."""
+    head = base.net[-1]
+    if not isinstance(head, nn.Linear) or head.out_features != 1:
+        raise TypeError(f"{user} needs a base whose last layer is nn.Linear(features, 1)")
+    return head
+
+
 class ProjectionDiscriminator(nn.Module):
     """D(x, y) = ψ(h(x)) + e(y)·φ(x): h = ``base.net[:-1]`` (the last feature map), ψ =
     ``base.net[-1]`` (D's linear logit layer), φ(x) = h summed over its positions (Miyato &
@@ -103,9 +112,7 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, base: nn.Module, num_classes: int, channels: int):
         super().__init__()
         self.base = base
-        head = base.net[-1]
-        if not isinstance(head, nn.Linear) or head.out_features != 1:
-            raise TypeError("a projection discriminator needs a base whose last layer is nn.Linear(features, 1)")
+        _logit_layer(base, "a projection discriminator")
         self.embed = nn.Embedding(num_classes, channels)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)   # the scale of DCGAN's initial weights
         self.in_shape, self.num_classes = base.in_shape, num_classes
@@ -173,9 +180,7 @@ class AuxClassifier(nn.Module):
 
     def __init__(self, base: nn.Module, num_classes: int):
         super().__init__()
-        head = base.net[-1]
-        if not isinstance(head, nn.Linear) or head.out_features != 1:
-            raise TypeError("an auxiliary classifier needs a base whose last layer is nn.Linear(features, 1)")
+        head = _logit_layer(base, "an auxiliary classifier")
         self.body = base.net[:-1]
         self.flat_input = isinstance(base.net[0], nn.Linear)     # an MLP takes flattened examples
         self.head = nn.Linear(head.in_features, num_classes)

@@ -1,9 +1,11 @@
 """DistributedDataParallel on CPU with gloo: 2 processes equal 1 process with the same global batch."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -21,8 +23,27 @@ def _free_port():
 
 
 def _launch(n, *argv):
-    """``gankit *argv`` on ``n`` gloo processes; the finished process (its exit not checked)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    """``gankit *argv`` on ``n`` gloo processes; the finished process (its exit not checked).
+
+    A rank killed by SIGABRT is relaunched once, into a fresh run directory, with a warning
+    that carries what the ranks printed. gankit's own errors are Python exceptions that end
+    in exit code 1 or 2; SIGABRT comes from native code (gloo's TCP transport, for one,
+    aborts the process when a socket error reaches its event-loop thread). It killed a rank
+    in two of these tests in one CI run, on a 2-core machine, and was not reproduced here in
+    62 launches, alone or beside a busy core. A deterministic fault, such as ranks calling
+    collectives in different orders, fails the second launch as well."""
+    p = _launch_once(n, argv)
+    if p.returncode != 0 and "exitcode: -6" in p.stderr and "--out" in argv:
+        warnings.warn(f"a rank died of SIGABRT; launched again. The ranks printed:\n{_ranks_said(p.stderr)}",
+                      stacklevel=2)
+        shutil.rmtree(argv[argv.index("--out") + 1], ignore_errors=True)
+        p = _launch_once(n, argv)
+    return p
+
+
+def _launch_once(n, argv):
+    # PYTHONFAULTHANDLER: a rank that dies of a signal prints its threads' Python stacks first.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "PYTHONFAULTHANDLER": "1"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}",
                            f"--master_port={_free_port()}", "-m", "gankit", *argv],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -30,8 +51,15 @@ def _launch(n, *argv):
 
 def _torchrun(n, *argv):
     p = _launch(n, *argv)
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, _ranks_said(p.stderr)
     return p
+
+
+def _ranks_said(stderr: str) -> str:
+    """What the ranks printed, without the launcher's own traceback that follows it."""
+    cut = stderr.find("failed (exitcode")       # the launcher's report starts on this line
+    cut = stderr.rfind("\n", 0, cut) if cut > 0 else len(stderr)
+    return stderr[:max(cut, 0)][-4000:]
 
 
 def _max_diff(a, b):

@@ -1,12 +1,14 @@
 """What each stabiliser costs in training-step time, measured in one run (docs/results.md).
 
 For a base configuration (the mnist-dcgan preset on MNIST, or the defaults on grid25),
-trains each variant (EMA, lazy R1, spectral norm, DiffAugment, …) for ``--steps`` steps,
-``--reps`` times in turn (base, variant 1, variant 2, …, base, …: interleaved, so that a
-slow spell of the machine hits every variant alike), and reports each variant's mean
-seconds per step over the steps after the first ``--warmup`` (the mean, so that lazy
-regularisation's occasional dearer steps count), the median of that over the repetitions,
-and its ratio to the base.
+builds one trainer per variant (EMA, lazy R1, spectral norm, DiffAugment, …) in this one
+process, as ``gankit train`` assembles it, warms each up, then runs them in turn in rounds
+of ``--round`` steps (16: every round holds exactly one of lazy R1's every-16 steps),
+``--rounds`` times. Each variant's round is compared with the base's round of the same
+turn, so that a slow spell of the host (their step times here drift by ±20 % from minute to
+minute) hits both sides of each ratio alike. Reported per variant: the median over rounds
+of its ms per step, and the median over rounds of its paired ratio to the base, with the
+ratio's interquartile range.
 
     python benchmarks/stabiliser_cost.py --base mnist-dcgan
     python benchmarks/stabiliser_cost.py --base grid25
@@ -15,14 +17,15 @@ and its ratio to the base.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from gankit import Callback, Config, train
-from gankit.config import load_preset
+import torch
+
+from gankit.config import Config, load_preset
+from gankit.training.distributed import Dist
+from gankit.training.run import build_components
 
 try:
     from _common import write_json
@@ -40,50 +43,55 @@ VARIANTS = {
 }
 
 
-class StepClock(Callback):
-    """Wall time of each step after the first ``warmup``."""
+def build_trainer(cfg: Config):
+    """The trainer ``gankit train`` builds for ``cfg`` (training/run.py), without a run directory."""
+    return build_components(cfg.validate(), torch.device("cpu"), Dist(), None).trainer
 
-    def __init__(self, warmup: int):
-        self.warmup, self.times, self.last = warmup, [], None
 
-    def on_step_end(self, trainer, step, stats, row) -> None:
-        now = time.perf_counter()
-        if self.last is not None and step > self.warmup:
-            self.times.append(now - self.last)
-        self.last = now
+def run_steps(trainer, n: int) -> float:
+    """Seconds per step over ``n`` steps (ended by one synchronisation, as at a logging step)."""
+    t = time.perf_counter()
+    for _ in range(n):
+        stats = trainer.step()
+    stats.to_dict()
+    return (time.perf_counter() - t) / n
+
+
+def quartiles(v: list[float]) -> list[float]:
+    q = statistics.quantiles(v, n=4)
+    return [round(q[0], 3), round(q[2], 3)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="mnist-dcgan", choices=list(BASES))
-    ap.add_argument("--steps", type=int, default=160)
+    ap.add_argument("--round", type=int, default=16, help="steps per round")
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    base = {**BASES[args.base], "steps": args.steps, "log_every": args.steps, "eval_every": 0,
-            "checkpoint_every": args.steps, "tensorboard": False, "lr_schedule": "constant"}
+    base = {**BASES[args.base], "lr_schedule": "constant", "eval_every": 0, "tensorboard": False}
     variants = {k: v for k, v in VARIANTS.items() if not (args.base == "grid25" and k.startswith("augment"))}
+    trainers = {k: build_trainer(Config.from_dict({**base, **extra})) for k, extra in variants.items()}
+    for tr in trainers.values():
+        run_steps(tr, args.warmup)
     times: dict[str, list[float]] = {k: [] for k in variants}
-    tmp = Path(tempfile.mkdtemp(prefix="gankit-cost-"))
-    try:
-        for rep in range(args.reps):
-            for name, extra in variants.items():
-                clock = StepClock(args.warmup)
-                train(Config.from_dict({**base, **extra}).validate(), out=tmp / "run", overwrite=True,
-                      progress=False, callbacks=[clock])
-                times[name].append(statistics.fmean(clock.times))   # the mean: lazy R1's steps count
-                print(f"rep {rep} {name}: {times[name][-1] * 1000:.1f} ms/step", flush=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    ref = statistics.median(times["base"])
-    table = {k: {"ms_per_step_by_rep": [round(t * 1000, 2) for t in v],
-                 "median_ms": round(statistics.median(v) * 1000, 2),
-                 "ratio_to_base": round(statistics.median(v) / ref, 3)} for k, v in times.items()}
-    for k, v in table.items():
-        print(f"{k:32s} {v['median_ms']:8.1f} ms/step  ×{v['ratio_to_base']:.3f}")
+    for r in range(args.rounds):
+        for name, tr in trainers.items():
+            times[name].append(run_steps(tr, args.round))
+        print(f"round {r}: " + ", ".join(f"{k} {v[-1] * 1000:.1f}" for k, v in times.items()) + " ms/step", flush=True)
+    table = {}
+    for k, v in times.items():
+        ratios = [a / b for a, b in zip(v, times["base"])]
+        table[k] = {"ms_per_step_by_round": [round(t * 1000, 2) for t in v],
+                    "median_ms": round(statistics.median(v) * 1000, 2),
+                    "ratio_to_base": round(statistics.median(ratios), 3),
+                    "ratio_quartiles": quartiles(ratios)}
+        print(f"{k:32s} {table[k]['median_ms']:8.1f} ms/step  ×{table[k]['ratio_to_base']:.3f} "
+              f"(quartiles {table[k]['ratio_quartiles'][0]:.3f}–{table[k]['ratio_quartiles'][1]:.3f})")
     write_json(args.out or Path(__file__).parent / "results" / f"stabiliser_cost_{args.base}.json",
-               {"base": args.base, "steps": args.steps, "warmup": args.warmup, "results": table})
+               {"base": args.base, "round": args.round, "rounds": args.rounds, "warmup": args.warmup,
+                "results": table})
 
 
 if __name__ == "__main__":

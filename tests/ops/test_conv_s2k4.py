@@ -232,3 +232,40 @@ def test_r1_penalty_double_backward_with_ops_on_and_off(channels, size):
     on32, exact32 = _r1_gradients(D, x, False), exact
     for a, b in zip(on32, exact32):
         _close(a.double(), b, 1e-4)
+
+
+def test_spectrally_normalised_layers_get_the_kernels(monkeypatch):
+    """A spectrally normalised D (torch's parametrization) gets the faster forms too, and
+    they run, reading the normalised weight: the same logits and parameter gradients as
+    torch's layers (bf16 rounding through 3 layers, 2^-6 relative), the same state-dict keys,
+    the same power-iteration state after one cached pass; a deep copy taken before stays on
+    torch's layers, and ops.remove takes the forms back."""
+    from torch.nn.utils import parametrize
+
+    from gankit.training.regularizers import spectral_normalize
+
+    def layer_types(m):
+        return [parametrize.type_before_parametrizations(c) for c in m.modules() if parametrize.is_parametrized(c)]
+
+    torch.manual_seed(6)
+    D = spectral_normalize(DCGANDiscriminator(3, 32, 16)).to(memory_format=torch.channels_last)
+    D_off, keys = copy.deepcopy(D), list(D.state_dict())
+    assert ops.apply(D) == 3
+    assert layer_types(D)[:3] == [ops.StridedConv2d] * 3 and layer_types(D_off)[:3] == [nn.Conv2d] * 3
+    assert list(D.state_dict()) == keys
+    ran = []
+    apply = L.ConvS2K4.apply
+    monkeypatch.setattr(L.ConvS2K4, "apply", lambda *a: ran.append(1) or apply(*a))
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    out = []
+    for m in (D, D_off):
+        with torch.autocast("cpu", dtype=torch.bfloat16), parametrize.cached():
+            y = m(x)
+        out.append((y.float(), *torch.autograd.grad(y.float().sum(), list(m.parameters()))))
+    assert len(ran) == 3                       # D's three layers, not D_off's
+    for a, b in zip(*out):
+        _close(a, b, 2 ** -6)
+    for (k, a), b in zip(D.state_dict().items(), D_off.state_dict().values()):
+        assert torch.equal(a, b), k
+    ops.remove(D)
+    assert layer_types(D)[:3] == [nn.Conv2d] * 3

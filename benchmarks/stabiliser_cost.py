@@ -1,12 +1,12 @@
 """What each stabiliser costs in training-step time, measured in one run (docs/results.md).
 
-For a base configuration (the mnist-dcgan preset on MNIST, or the defaults on grid25),
-builds one trainer per variant (EMA, lazy R1, spectral norm, DiffAugment, …) in this one
-process, as ``gankit train`` assembles it, warms each up, then runs them in turn in rounds
-of ``--round`` steps (16: every round holds exactly one of lazy R1's every-16 steps),
-``--rounds`` times. Each variant's round is compared with the base's round of the same
-turn, so that a slow spell of the host (their step times here drift by ±20 % from minute to
-minute) hits both sides of each ratio alike. Reported per variant: the median over rounds
+For a base configuration (the mnist-dcgan preset on MNIST without its R1 and EMA, or the
+defaults on grid25), builds one trainer per variant (EMA, lazy R1, spectral norm,
+DiffAugment, …) in this one process, as ``gankit train`` assembles it, warms each up, then
+runs them in turn in rounds of ``--round`` steps (16: every round holds exactly one of lazy
+R1's every-16 steps), ``--rounds`` times. Each variant's round is compared with the base's
+round of the same turn, so that a slow spell of the host (step times here drift by ±20 %
+from minute to minute) hits both sides of each ratio alike. Reported per variant: the median over rounds
 of its ms per step, and the median over rounds of its paired ratio to the base, with the
 ratio's interquartile range.
 
@@ -32,7 +32,8 @@ try:
 except ImportError:  # run as a module
     from benchmarks._common import write_json
 
-BASES = {"mnist-dcgan": dict(load_preset("mnist-dcgan")), "grid25": {"data": "grid25"}}
+# The bases are unregularised: the mnist-dcgan preset without its own R1 and EMA.
+BASES = {"mnist-dcgan": {**load_preset("mnist-dcgan"), "r1": 0.0, "ema_kimg": 0.0}, "grid25": {"data": "grid25"}}
 VARIANTS = {
     "base": {},
     "ema": {"ema_kimg": 10.0},

@@ -6,9 +6,9 @@ DiffAugment, …) in this one process, as ``gankit train`` assembles it, warms e
 runs them in turn in rounds of ``--round`` steps (16: every round holds exactly one of lazy
 R1's every-16 steps), ``--rounds`` times. Each variant's round is compared with the base's
 round of the same turn, so that a slow spell of the host (step times here drift by ±20 %
-from minute to minute) hits both sides of each ratio alike. Reported per variant: the median over rounds
-of its ms per step, and the median over rounds of its paired ratio to the base, with the
-ratio's interquartile range.
+from minute to minute) hits both sides of each ratio alike. Reported per variant: the
+median over rounds of its ms per step, and the median over rounds of its paired ratio to
+the base, with the ratio's interquartile range.
 
     python benchmarks/stabiliser_cost.py --base mnist-dcgan
     python benchmarks/stabiliser_cost.py --base grid25

@@ -1,0 +1,96 @@
+"""Train an image preset once into a kept run directory and score it along its checkpoints.
+
+The figures of docs/results.md's *DCGAN on MNIST* sections: the domain FID (gankit's
+classifier features) and the class shares of 10,000 samples against the 10,000 test
+images at chosen steps, for the EMA and/or the raw generator, and at the last step,
+optionally, the standard FID (Inception-v3, the reference protocol, fp32 features; about
+22 min here per generator once the test set's features are cached, 45 min before).
+
+    python benchmarks/preset_run.py mnist-dcgan --run runs/mnist-dcgan-r1-long --inception ema \
+        --out benchmarks/results/mnist_dcgan_r1_long.json
+    python benchmarks/preset_run.py mnist-dcgan --set lr_schedule=linear --run runs/mnist-dcgan-linear \
+        --weights ema raw --out benchmarks/results/mnist_dcgan_linear.json
+
+A run directory whose training has finished is scored without training again (the figures
+of an existing run: ``--inception raw`` on a run trained earlier); an unfinished one is
+resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from gankit import Config
+from gankit.config import load_preset
+from gankit.runs import Run, evaluate_run
+
+try:
+    from _common import parse_overrides, train_complete, write_json
+except ImportError:  # run as a module
+    from benchmarks._common import parse_overrides, train_complete, write_json
+
+
+def steps_done(run_dir: Path) -> int:
+    ckpts = Run.open(run_dir).checkpoints() if (run_dir / "config.yaml").exists() else []
+    return int(ckpts[-1].stem.split("_")[1]) if ckpts else 0
+
+
+def score(run_dir: Path, step: int, weights: str, extractor: str) -> dict:
+    ckpt = run_dir / "checkpoints" / f"step_{step:06d}.pt"
+    ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor=extractor, checkpoint=str(ckpt), weights=weights,
+                      write=False)
+    keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")
+    return {k: ev[k] for k in keep if k in ev}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("preset")
+    ap.add_argument("--run", required=True, help="the run directory (kept; resumed or only scored if it exists)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config values over the preset's")
+    ap.add_argument("--every", type=int, default=5000, help="checkpoint and score every N steps (and the last)")
+    ap.add_argument("--weights", nargs="+", default=["ema"], choices=("ema", "raw"),
+                    help="generators scored with the domain FID at every scored step")
+    ap.add_argument("--inception", nargs="*", default=[], choices=("ema", "raw"),
+                    help="generators scored with the standard FID at the last step")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    run_dir = Path(a.run)
+    values = {**load_preset(a.preset), **parse_overrides(a.set), "seed": a.seed, "checkpoint_every": a.every,
+              "eval_every": 0}
+    cfg = Config.from_dict(values).validate()
+    cfg = cfg.replace(keep_checkpoints=cfg.steps // a.every + 1)
+    result = {"preset": a.preset, "overrides": parse_overrides(a.set)}
+    done = steps_done(run_dir)
+    if done < cfg.steps:
+        t0 = time.perf_counter()
+        train_complete(cfg, run_dir, resume=done > 0, progress=False)
+        result["train_seconds"] = round(time.perf_counter() - t0, 1)
+        result["trained_from_step"] = done
+    else:
+        result["train_seconds"] = None  # trained earlier; only scored here
+    run = Run.open(run_dir)
+    result["config"] = run.config.to_dict()  # what was trained, which an existing run decides
+    kept = [int(p.stem.split("_")[1]) for p in run.checkpoints()]
+    last = max(kept)
+    steps = [s for s in kept if s % a.every == 0 or s == last]
+    result["domain_fid"] = {w: {} for w in a.weights}
+    for w in a.weights:
+        for s in steps:
+            result["domain_fid"][w][str(s)] = r = score(run_dir, s, w, "classifier")
+            print(f"step {s} {w}: domain FID {r['fid']:.3f}, class KL {r.get('class_kl', float('nan')):.4f}",
+                  flush=True)
+    result["inception_fid"] = {}
+    for w in a.inception:
+        t0 = time.perf_counter()
+        r = score(run_dir, last, w, "inception")
+        result["inception_fid"][w] = {**r, "step": last, "n": 10_000, "seconds": round(time.perf_counter() - t0)}
+        print(f"step {last} {w}: Inception FID {r['fid']:.3f}", flush=True)
+    write_json(a.out, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,9 +32,10 @@ except ImportError:  # run as a module
     from benchmarks._common import parse_overrides, train_complete, write_json
 
 
-def steps_done(run_dir: Path) -> int:
+def kept_steps(run_dir: Path) -> list[int]:
+    """The steps of the run's kept checkpoints, oldest first (none for a run not started)."""
     ckpts = Run.open(run_dir).checkpoints() if (run_dir / "config.yaml").exists() else []
-    return int(ckpts[-1].stem.split("_")[1]) if ckpts else 0
+    return [int(p.stem.split("_")[1]) for p in ckpts]
 
 
 def score(run_dir: Path, step: int, weights: str, extractor: str) -> dict:
@@ -59,12 +60,13 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     run_dir = Path(a.run)
-    values = {**load_preset(a.preset), **parse_overrides(a.set), "seed": a.seed, "checkpoint_every": a.every,
+    overrides = parse_overrides(a.set)
+    values = {**load_preset(a.preset), **overrides, "seed": a.seed, "checkpoint_every": a.every,
               "eval_every": 0}
     cfg = Config.from_dict(values).validate()
     cfg = cfg.replace(keep_checkpoints=cfg.steps // a.every + 1)
-    result = {"preset": a.preset, "overrides": parse_overrides(a.set)}
-    done = steps_done(run_dir)
+    result = {"preset": a.preset, "overrides": overrides}
+    done = max(kept_steps(run_dir), default=0)
     if done < cfg.steps:
         t0 = time.perf_counter()
         train_complete(cfg, run_dir, resume=done > 0, progress=False)
@@ -72,10 +74,9 @@ def main() -> None:
         result["trained_from_step"] = done
     else:
         result["train_seconds"] = None  # trained earlier; only scored here
-    run = Run.open(run_dir)
-    result["config"] = run.config.to_dict()  # what was trained, which an existing run decides
-    kept = [int(p.stem.split("_")[1]) for p in run.checkpoints()]
-    last = max(kept)
+    result["config"] = Run.open(run_dir).config.to_dict()  # what was trained, which an existing run decides
+    kept = kept_steps(run_dir)
+    last = kept[-1]
     steps = [s for s in kept if s % a.every == 0 or s == last]
     result["domain_fid"] = {w: {} for w in a.weights}
     for w in a.weights:

@@ -34,12 +34,11 @@ except ImportError:  # run as a module
 
 def kept_steps(run_dir: Path) -> list[int]:
     """The steps of the run's kept checkpoints, oldest first (none for a run not started)."""
-    ckpts = Run.open(run_dir).checkpoints() if (run_dir / "config.yaml").exists() else []
-    return [int(p.stem.split("_")[1]) for p in ckpts]
+    return list(Run.open(run_dir).checkpoint_steps()) if (run_dir / "config.yaml").exists() else []
 
 
 def score(run_dir: Path, step: int, weights: str, extractor: str) -> dict:
-    ckpt = run_dir / "checkpoints" / f"step_{step:06d}.pt"
+    ckpt = Run.open(run_dir).checkpoint_steps()[step]
     ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor=extractor, checkpoint=str(ckpt), weights=weights,
                       write=False)
     keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")

@@ -58,7 +58,7 @@ def main() -> None:
     train = load_images("mnist", "train")[0].reshape(-1, 784) / 255.0
     test = load_images("mnist", "test")[0].reshape(-1, 784)[:N] / 255.0
     run = Run.open(args.run)
-    ckpts = {int(p.stem.split("_")[1]): p for p in run.checkpoints()}
+    ckpts = run.checkpoint_steps()
     steps = sorted(ckpts) if args.steps is None else args.steps
     missing = [s for s in steps if s not in ckpts]
     if missing:

@@ -142,11 +142,16 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Step checkpoints of a run, oldest first (``best.pt`` is not among them)."""
+    return list(checkpoint_steps(run_dir).values())
+
+
+def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
+    """Step checkpoints of a run by their step, oldest first (``best.pt`` is not among them)."""
     ckpt_dir = checkpoint_dir(run_dir)
     if not ckpt_dir.is_dir():
-        return []
+        return {}
     found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _CKPT_NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
+    return dict(sorted(found))
 
 
 def best_checkpoint(run_dir: Path) -> Path | None:

@@ -26,6 +26,7 @@ from .models.conditional import balanced_labels
 from .rundir import (
     METRICS,
     best_checkpoint,
+    checkpoint_steps,
     display,
     list_checkpoints,
     open_run_dir,
@@ -84,6 +85,10 @@ class Run:
 
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.path)
+
+    def checkpoint_steps(self) -> dict[int, Path]:
+        """The kept step checkpoints by their step, oldest first."""
+        return checkpoint_steps(self.path)
 
     def metrics(self) -> list[dict]:
         return read_rows(self.path / METRICS)
@@ -388,7 +393,7 @@ def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | 
 def info(run_path: str | Path) -> dict:
     """What a run is: its configuration, steps done, checkpoints, and last metrics."""
     run = Run.open(run_path)
-    ckpts = run.checkpoints()
+    ckpts = run.checkpoint_steps()
     rows = run.metrics()
     last = rows[-1] if rows else {}
     last_eval = next((r for r in reversed(rows) if "modes" in r), None)
@@ -397,9 +402,9 @@ def info(run_path: str | Path) -> dict:
         "run": str(run.path),
         "config": run.config.to_dict(),
         "runtime": run.runtime(),
-        "steps_done": int(ckpts[-1].stem.split("_")[1]) if ckpts else 0,
+        "steps_done": max(ckpts, default=0),
         "steps_planned": run.config.steps,
-        "checkpoints": [p.name for p in ckpts] + ([best.name] if best else []),
+        "checkpoints": [p.name for p in ckpts.values()] + ([best.name] if best else []),
         "last_metrics": last,
         "last_eval": last_eval,
     }

@@ -9,7 +9,7 @@ import torch
 
 from gankit import Config, train
 from gankit.errors import GankitError
-from gankit.rundir import atomic_write_bytes, list_checkpoints
+from gankit.rundir import atomic_write_bytes, checkpoint_steps, list_checkpoints
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 
 SMALL = dict(data="ring8", steps=40, batch_size=32, hidden=32, depth=2, z_dim=4, log_every=5,
@@ -72,6 +72,18 @@ def test_checkpoint_contents_and_retention(tmp_path):
     assert set(ck["rng"]["generators"]) == {"data", "noise"}
     assert Config.from_dict(ck["config"]) == Config(**SMALL)
     assert not list((tmp_path / "r" / "checkpoints").glob(".*tmp*"))  # no temporary left behind
+
+
+def test_checkpoint_steps_sort_by_step_not_by_name(tmp_path):
+    ckpts = tmp_path / "r" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for name in ("step_1000000.pt", "step_000500.pt", "step_999999.pt", "best.pt", "step_12.pt", "notes.txt"):
+        (ckpts / name).write_bytes(b"")
+    found = checkpoint_steps(tmp_path / "r")
+    assert list(found) == [500, 999999, 1000000]  # numeric order; best.pt and odd names are not step checkpoints
+    assert [p.name for p in found.values()] == ["step_000500.pt", "step_999999.pt", "step_1000000.pt"]
+    assert list_checkpoints(tmp_path / "r") == list(found.values())
+    assert checkpoint_steps(tmp_path / "none") == {}
 
 
 def test_rng_state_round_trip():

@@ -150,7 +150,7 @@ class Scorer:
                 else:
                     imgs, self.info["reference"] = self.reference_images("test")
                     imgs = imgs[: self.n]
-                    self._real = self.extractor(torch.from_numpy(imgs).float() / 255)
+                    self._real = self.extractor(torch.from_numpy(np.array(imgs)).float() / 255)
         return self._real
 
     def real_labels(self) -> np.ndarray:

@@ -126,3 +126,16 @@ def test_conditional_accuracy_and_class_shares_come_from_the_judge(data_dir):
     assert out["class_shares"][9] <= 0.01 and out["class_shares"][0] == pytest.approx(0.2, abs=0.02)
     assert out["classes_present"] == 9
     assert "judge" in s.info["class_judge"]
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_judge_trains_in_bf16_only_where_the_cpu_has_bf16_units(has_bf16, monkeypatch):
+    from gankit.training import runtime
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: has_bf16)
+    model = J.JudgeNet(1, 8)
+    seen = []
+    model.net[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    x = torch.randint(0, 256, (J.BATCH, 1, 8, 8), dtype=torch.uint8)
+    y = torch.arange(J.BATCH) % 10
+    J.fit_judge(model, x, y, torch.Generator().manual_seed(0), 1, flip=False)
+    assert seen == [torch.bfloat16 if has_bf16 else torch.float32]   # one step, its first convolution

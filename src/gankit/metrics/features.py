@@ -193,7 +193,7 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     x, _ = load_images(dataset, "train", data_dir)
     c, size = x.shape[1], x.shape[2]
     y = torch.from_numpy(resolve_labels(dataset, "train", data_dir))
-    xt = torch.from_numpy(x)
+    xt = torch.from_numpy(np.array(x))   # a copy: the loaded images may be read-only
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():  # leave the caller's global random stream as it was
         torch.manual_seed(seed)
@@ -203,7 +203,7 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 2,
     xs, _ = load_images(dataset, "test", data_dir)
     ys = torch.from_numpy(resolve_labels(dataset, "test", data_dir))
     with torch.no_grad():
-        pred = torch.cat([model(torch.from_numpy(xs[s:s + 1000]).float() / 255).argmax(1)
+        pred = torch.cat([model(torch.from_numpy(np.array(xs[s:s + 1000])).float() / 255).argmax(1)
                           for s in range(0, len(xs), 1000)])
     acc = float((pred == ys).float().mean())
     save_cached_model(path, model, acc)

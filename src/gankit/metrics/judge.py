@@ -9,7 +9,7 @@ conv-conv-pool stages with BatchNorm, dropout, ±2-pixel shifts (and, for clothi
 horizontal flips) of the training images, AdamW with a one-cycle schedule. Its test
 accuracy is measured on the test split and reported beside every verdict.
 
-Trained once per data set and machine (about 5 minutes on 2 cores), then cached.
+Trained once per data set and machine (about 5 minutes on 2 cores with bf16 units), then cached.
 """
 
 from __future__ import annotations
@@ -89,11 +89,15 @@ def _augment(x: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor:
 
 def fit_judge(model: JudgeNet, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, epochs: int,
               flip: bool) -> None:
-    """Train on uint8 images ``x`` [N, C, H, W] and labels ``y``; bf16 autocast (2× faster
-    here than fp32; the accuracy is measured afterwards in fp32)."""
+    """Train on uint8 images ``x`` [N, C, H, W] and labels ``y``; under bf16 autocast where
+    the CPU has bf16 units (2× faster there than fp32), in fp32 where it has not (bf16 is
+    emulated there, and slower than fp32); the accuracy is measured afterwards in fp32."""
+    from ..training.runtime import cpu_has_bf16   # here: training imports the metrics
+
     steps = epochs * (len(x) // BATCH)
     if steps < 1:
         raise GankitError(f"the judge needs at least {BATCH} labelled training images, got {len(x)}")
+    bf16 = cpu_has_bf16()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     model.train()
@@ -102,7 +106,7 @@ def fit_judge(model: JudgeNet, x: torch.Tensor, y: torch.Tensor, g: torch.Genera
         for s in range(0, len(x) - BATCH + 1, BATCH):
             idx = perm[s:s + BATCH]
             batch = _augment(x[idx].float() / 255, g, flip)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(model(batch), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

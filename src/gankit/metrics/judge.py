@@ -92,7 +92,7 @@ def fit_judge(model: JudgeNet, x: torch.Tensor, y: torch.Tensor, g: torch.Genera
     """Train on uint8 images ``x`` [N, C, H, W] and labels ``y``; under bf16 autocast where
     the CPU has bf16 units (2× faster there than fp32), in fp32 where it has not (bf16 is
     emulated there, and slower than fp32); the accuracy is measured afterwards in fp32."""
-    from ..training.runtime import cpu_has_bf16   # here: training imports the metrics
+    from ..training.runtime import cpu_has_bf16  # here: training imports the metrics
 
     steps = epochs * (len(x) // BATCH)
     if steps < 1:

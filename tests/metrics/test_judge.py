@@ -13,12 +13,14 @@ from gankit.metrics import judge as J
 
 
 def _striped(n, seed):
-    """Class c: a bright band over rows 2c+4 .. 2c+7, on faint noise; 28×28 uint8."""
+    """Class c: a bright band over rows 12..15 and 2c+4 columns from column 3, on faint noise;
+    28×28 uint8. The class is the band's length, which the judge's ±2-pixel shifts keep (a
+    band's position would not: shifted, class c's would be class c±1's)."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 10
     x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
     for i, c in enumerate(y):
-        x[i, 2 * c + 4:2 * c + 8, 4:24] = 230
+        x[i, 12:16, 3:2 * c + 7] = 230
     return x, y.astype(np.uint8)
 
 
@@ -110,10 +112,11 @@ class _BandG(torch.nn.Module):
     def forward(self, z, y=None):
         n = z.shape[0]
         y = torch.arange(n) % 10 if y is None else y
-        x = torch.full((n, 1, 28, 28), -0.85)   # the training images' faint background
+        g = torch.Generator().manual_seed(n)   # the training images' faint noise (0..39 of 255), in [-1, 1]
+        x = torch.randint(0, 40, (n, 1, 28, 28), generator=g).float() / 127.5 - 1
         for i, c in enumerate(y.tolist()):
             c = 0 if c == 9 else c
-            x[i, 0, 2 * c + 4:2 * c + 8, 4:24] = 0.8
+            x[i, 0, 12:16, 3:2 * c + 7] = 0.8
         return x
 
 

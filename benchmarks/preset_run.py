@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gankit import Config
 from gankit.config import load_preset
+from gankit.rundir import checkpoint_dir, checkpoint_name
 from gankit.runs import Run, evaluate_run
 
 try:
@@ -38,7 +39,7 @@ def kept_steps(run_dir: Path) -> list[int]:
 
 
 def score(run_dir: Path, step: int, weights: str, extractor: str) -> dict:
-    ckpt = Run.open(run_dir).checkpoint_steps()[step]
+    ckpt = checkpoint_dir(run_dir) / checkpoint_name(step)
     ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor=extractor, checkpoint=str(ckpt), weights=weights,
                       write=False)
     keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")

@@ -71,14 +71,20 @@ def main() -> None:
             print(f"{data} seed {seed}: modes {row['modes']}, high quality {row['high_quality']:.1%}, "
                   f"reverse KL {row['reverse_kl']}, {secs:.0f} s", flush=True)
             shutil.rmtree(tmp)
+            results[data] = {"runs": rows, "mean_se": None, "published": PUBLISHED.get(data)}
+            save(args, options, results)  # after every seed: a stopped benchmark keeps its finished runs
         summary = {k: mean_se([r[k] for r in rows]) for k in ("modes", "high_quality", "reverse_kl", "seconds")}
         results[data] = {"runs": rows, "mean_se": summary, "published": PUBLISHED.get(data)}
         m, hq, kl = summary["modes"], summary["high_quality"], summary["reverse_kl"]
         print(f"{data}: modes {m[0]:.2f} ± {m[1]:.2f}, high quality {hq[0]:.1%} ± {hq[1]:.1%}, "
               f"reverse KL {kl[0]:.3f} ± {kl[1]:.3f}  (mean ± s.e. over {len(rows)} seeds)", flush=True)
+        save(args, options, results)
+    print(f"wrote {args.out}")
+
+
+def save(args, options: dict, results: dict) -> None:
     write_json(args.out, {"config": Config.from_dict({**options, "data": args.data[0]}).to_dict(),
                           "preset": args.preset, "set": args.set, "results": results})
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from gankit.config import load_preset
 from gankit.data import get_distribution
 
 try:
-    from _common import train_complete, write_json
+    from _common import parse_overrides, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import train_complete, write_json
+    from benchmarks._common import parse_overrides, train_complete, write_json
 
 PUBLISHED = {  # PacGAN Table 1 (Lin et al. 2018): modes, high quality, reverse KL
     "ring8": {"GAN": (6.3, 0.982, 0.45), "PacGAN2": (7.9, 0.956, 0.07)},
@@ -51,9 +51,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="options on top (YAML values)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "toy_modes.json"))
     args = ap.parse_args()
-    import yaml
     options = dict(load_preset(args.preset)) if args.preset else {}
-    options.update({k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)})
+    options.update(parse_overrides(args.set))
 
     results = {}
     for data in args.data:
@@ -71,14 +70,12 @@ def main() -> None:
             print(f"{data} seed {seed}: modes {row['modes']}, high quality {row['high_quality']:.1%}, "
                   f"reverse KL {row['reverse_kl']}, {secs:.0f} s", flush=True)
             shutil.rmtree(tmp)
-            results[data] = {"runs": rows, "mean_se": None, "published": PUBLISHED.get(data)}
+            summary = {k: mean_se([r[k] for r in rows]) for k in ("modes", "high_quality", "reverse_kl", "seconds")}
+            results[data] = {"runs": rows, "mean_se": summary, "published": PUBLISHED.get(data)}
             save(args, options, results)  # after every seed: a stopped benchmark keeps its finished runs
-        summary = {k: mean_se([r[k] for r in rows]) for k in ("modes", "high_quality", "reverse_kl", "seconds")}
-        results[data] = {"runs": rows, "mean_se": summary, "published": PUBLISHED.get(data)}
         m, hq, kl = summary["modes"], summary["high_quality"], summary["reverse_kl"]
         print(f"{data}: modes {m[0]:.2f} ± {m[1]:.2f}, high quality {hq[0]:.1%} ± {hq[1]:.1%}, "
               f"reverse KL {kl[0]:.3f} ± {kl[1]:.3f}  (mean ± s.e. over {len(rows)} seeds)", flush=True)
-        save(args, options, results)
     print(f"wrote {args.out}")
 
 

@@ -40,13 +40,20 @@ VARIANTS = {
     "r1 lazy (every 16)": {"r1": 0.1, "reg_every": 16},
     "r1 lazy (every 4)": {"r1": 0.1, "reg_every": 4},
     "spectral norm": {"spectral_norm": True},
+    # torch's behaviour in training mode: a power iteration in G's step too (gankit's before 2026-12-01)
+    "spectral norm, iterating in G's step": {"spectral_norm": True, "trainer": {"sn_iterate_in_g_step": True}},
     "augment (translation, cutout)": {"augment": "translation,cutout"},
 }
 
 
-def build_trainer(cfg: Config):
-    """The trainer ``gankit train`` builds for ``cfg`` (training/run.py), without a run directory."""
-    return build_components(cfg.validate(), torch.device("cpu"), Dist(), None).trainer
+def build_trainer(options: dict):
+    """The trainer ``gankit train`` builds for ``options`` (training/run.py), without a run
+    directory; ``options["trainer"]`` sets attributes of the trainer that are not options."""
+    attributes = options.pop("trainer", {})
+    trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
+    for name, value in attributes.items():
+        setattr(trainer, name, value)
+    return trainer
 
 
 def run_steps(trainer, n: int) -> float:
@@ -73,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     base = {**BASES[args.base], "lr_schedule": "constant", "eval_every": 0, "tensorboard": False}
     variants = {k: v for k, v in VARIANTS.items() if not (args.base == "grid25" and k.startswith("augment"))}
-    trainers = {k: build_trainer(Config.from_dict({**base, **extra})) for k, extra in variants.items()}
+    trainers = {k: build_trainer({**base, **extra}) for k, extra in variants.items()}
     for tr in trainers.values():
         run_steps(tr, args.warmup)
     times: dict[str, list[float]] = {k: [] for k in variants}

@@ -1,6 +1,8 @@
 """Mode coverage on the PacGAN mixtures, with gankit's defaults (docs/metrics.md).
 
-Trains ``gankit train`` with its default configuration on each data set and seed, scores
+Trains as ``gankit train --data DATA`` does (the defaults, with the data set's own: ring8's
+and grid25's 2-d noise and light R1; ``--set z_dim=8 r1=0 reg_every=1`` for the library
+defaults alone) on each data set and seed, scores
 2,500 samples of the final generator (modes captured, high-quality share, reverse KL) and
 writes the table to ``benchmarks/results/toy_modes.json``.
 
@@ -8,6 +10,11 @@ writes the table to ``benchmarks/results/toy_modes.json``.
     python benchmarks/toy_modes.py --data ring8 --seeds 0 1 2 3 4 5 6 7 8 9
     python benchmarks/toy_modes.py --preset grid25 --data grid25 --seeds 0 1 2 3 4 5 6 7 8 9
     python benchmarks/toy_modes.py --data grid25 --set pack=4 r1=0.1  # any options on top
+    python benchmarks/toy_modes.py --preset grid25 --data grid25 --raw  # also G as trained (EMA ablation)
+
+With ``--raw`` each row also holds ``raw``: the same three figures for G as trained (its
+raw weights, not the EMA average), on the same 2,500 noise draws as the run's final
+evaluation, so the EMA generator's effect is measured on the same runs and samples.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from gankit import Config
-from gankit.config import load_preset
+from gankit.config import load_preset, with_own_defaults
 from gankit.data import get_distribution
+from gankit.runs import evaluate_run
+from gankit.training.state import derive_seeds
 
 try:
     from _common import parse_overrides, train_complete, write_json
@@ -48,6 +57,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["ring8", "grid25"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--preset", default=None, help="start from a shipped preset")
+    ap.add_argument("--raw", action="store_true", help="also score G's raw weights (runs with an EMA generator)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="options on top (YAML values)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "toy_modes.json"))
     args = ap.parse_args()
@@ -60,17 +70,23 @@ def main() -> None:
         for seed in args.seeds:
             tmp = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
             t0 = time.perf_counter()
-            cfg = Config.from_dict({**options, "data": data, "seed": seed, "eval_every": 0})
+            cfg = Config.from_dict(with_own_defaults({**options, "data": data, "seed": seed, "eval_every": 0})[0])
             r = train_complete(cfg, tmp / "run", progress=False)
             secs = time.perf_counter() - t0
             row = {"seed": seed, "modes": r.last_row["modes"],
                    "num_modes": get_distribution(data).num_components, "high_quality": r.last_row["high_quality"],
                    "reverse_kl": r.last_row["reverse_kl"], "seconds": round(secs, 1)}
+            if args.raw:
+                row["raw"] = score_raw(tmp / "run", seed)
             rows.append(row)
             print(f"{data} seed {seed}: modes {row['modes']}, high quality {row['high_quality']:.1%}, "
-                  f"reverse KL {row['reverse_kl']}, {secs:.0f} s", flush=True)
+                  f"reverse KL {row['reverse_kl']}, {secs:.0f} s" + (f"; raw G: {row['raw']}" if args.raw else ""),
+                  flush=True)
             shutil.rmtree(tmp)
             summary = {k: mean_se([r[k] for r in rows]) for k in ("modes", "high_quality", "reverse_kl", "seconds")}
+            if args.raw:
+                summary["raw"] = {k: mean_se([r["raw"][k] for r in rows]) for k in ("modes", "high_quality",
+                                                                                    "reverse_kl")}
             results[data] = {"runs": rows, "mean_se": summary, "published": PUBLISHED.get(data)}
             save(args, options, results)  # after every seed: a stopped benchmark keeps its finished runs
         m, hq, kl = summary["modes"], summary["high_quality"], summary["reverse_kl"]
@@ -79,8 +95,15 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def score_raw(run_dir: Path, seed: int) -> dict:
+    """G as trained, scored on the noise of the run's own final evaluation (its eval seed)."""
+    ev = evaluate_run(run_dir, ["modes"], n=2500, seed=derive_seeds(seed)["eval"], write=False, weights="raw")
+    return {k: ev[k] for k in ("modes", "high_quality", "reverse_kl")}
+
+
 def save(args, options: dict, results: dict) -> None:
-    write_json(args.out, {"config": Config.from_dict({**options, "data": args.data[0]}).to_dict(),
+    first = with_own_defaults({**options, "data": args.data[0]})[0]
+    write_json(args.out, {"config": Config.from_dict(first).to_dict(),
                           "preset": args.preset, "set": args.set, "results": results})
 
 

@@ -126,5 +126,6 @@ def test_messages_go_through_logging(tmp_path, capsys):
     finally:
         logger.setLevel(old)
     gankit.train(steps=10, eval_every=0, out=tmp_path / "q", progress=False)
-    out = capsys.readouterr()
-    assert out.out == ""
+    out = capsys.readouterr()   # no progress lines; at most the information line of ring8's own defaults
+    assert out.out.splitlines() in ([], ["gankit: data ring8: its own defaults z_dim 2, r1 0.01, reg_every 16 "
+                                         "(set any of them to override)"])   # [] when no handler prints INFO

@@ -184,3 +184,33 @@ def test_resume_cannot_stretch_a_decaying_schedule(tmp_path, capsys):
     before = _snapshot(out)
     assert "decay to 0 at step 30" in _error(capsys, ["train", "--resume", str(out), "--steps", "60"])
     assert _snapshot(out) == before
+
+
+def test_data_sets_own_defaults(tmp_path, caplog):
+    """ring8 and grid25 start from their own defaults (2-d noise, a light lazy R1) where the
+    user set none of those options; options given, a preset's included, win; other data
+    sets get none; the Python API applies them too."""
+    import logging
+
+    import gankit
+
+    small = ["--steps", "2", "--batch-size", "16", "--hidden", "8", "--depth", "1", "--eval-every", "0",
+             "--eval-samples", "100"]
+
+    def config(*argv):
+        out = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
+        assert main(["train", "--out", str(out), *small, *argv]) == 0
+        cfg = yaml.safe_load((out / "config.yaml").read_text())
+        return cfg["z_dim"], cfg["r1"], cfg["reg_every"]
+
+    with caplog.at_level(logging.INFO, logger="gankit"):
+        assert config() == (2, 0.01, 16)
+    assert "data ring8: its own defaults z_dim 2, r1 0.01, reg_every 16" in caplog.text
+    assert config("--data", "grid25") == (2, 0.3, 16)
+    assert config("--z-dim", "8", "--r1", "0") == (8, 0.0, 16)
+    assert config("--preset", "ring8") == (2, 0.03, 4)
+    np.savetxt(tmp_path / "p.csv", np.random.default_rng(0).normal(size=(64, 3)), delimiter=",")
+    assert config("--data", f"points:{tmp_path / 'p.csv'}") == (8, 0.0, 1)    # the library's defaults
+    run = gankit.train(data="grid25", steps=2, batch_size=16, hidden=8, depth=1, eval_every=0, out=tmp_path / "api",
+                       progress=False)
+    assert (run.config.z_dim, run.config.r1, run.config.reg_every) == (2, 0.3, 16)

@@ -47,7 +47,7 @@ def test_exported_generator_loads_without_gankit(tmp_path, flags):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     meta = json.loads(p.stdout.strip().splitlines()[-1])
-    assert meta["z_dim"] == (16 if flags else 8) and meta["noise"] == ("uniform" if flags else "normal")
+    assert meta["z_dim"] == (16 if flags else 2) and meta["noise"] == ("uniform" if flags else "normal")  # ring8: z 2
     ours, theirs = np.load(tmp_path / "ours.npy"), np.load(tmp_path / "it.npy")
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)

@@ -205,14 +205,15 @@ def test_damaged_checkpoint_with_valid_checksum_but_missing_fields(ring_run, tmp
 def test_edited_config_yaml_the_checkpoint_is_the_truth(ring_run, tmp_path, capsys):
     run = _copy_run(ring_run, tmp_path / "r")
     text = (run / "config.yaml").read_text()
-    (run / "config.yaml").write_text(text.replace("z_dim: 8", "z_dim: 17").replace("hidden: 256", "hidden: 32"))
+    assert "z_dim: 2\n" in text and "hidden: 256\n" in text        # ring8's own noise, the default MLP
+    (run / "config.yaml").write_text(text.replace("z_dim: 2\n", "z_dim: 17\n").replace("hidden: 256", "hidden: 32"))
     capsys.readouterr()
     assert main(["sample", str(run), "--n", "10", "--out", str(tmp_path / "s.npy")]) == 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "z_dim" in err and "hidden" in err, err
     assert main(["eval", str(run), "--n", "100"]) == 0
     assert main(["train", "--resume", str(run), "--steps", "30", "--quiet"]) == 0
-    assert "z_dim: 8" in (run / "config.yaml").read_text()      # the resumed run rewrote the truth
+    assert "z_dim: 2\n" in (run / "config.yaml").read_text()    # the resumed run rewrote the truth
 
 
 def test_metrics_row_missing_keys_and_non_utf8_output_path(ring_run, tmp_path, capsys):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config, with_model_defaults
+from .config import Config, describe_defaults, with_own_defaults
 from .data import ImageSource, PointsSource
 from .data.images import to_nchw_uint8
 from .errors import GankitError
@@ -71,10 +71,9 @@ def train(config: Config | dict | None = None, *, out: str | Path | None = None,
         wanted = {k: v for k, v in given.items() if k in options or config is not None}
         cfg = check_resume_changes(saved, wanted, done=int(ckpt["step"]))
     else:
-        given, applied = with_model_defaults(given)
+        given, applied = with_own_defaults(given)
         if applied:
-            logging.getLogger("gankit").info(f"model {given['model']}: its own defaults "
-                                             + ", ".join(f"{k} {v}" for k, v in applied.items()))
+            logging.getLogger("gankit").info(describe_defaults(applied))
         cfg = Config.from_dict(given, source="options").validate()
         if overwrite and out is not None:
             _clear(Path(out))

@@ -13,7 +13,16 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import GROUPS, Config, allowed_values, load_preset, load_yaml, preset_names, with_model_defaults
+from .config import (
+    GROUPS,
+    Config,
+    allowed_values,
+    describe_defaults,
+    load_preset,
+    load_yaml,
+    preset_names,
+    with_own_defaults,
+)
 from .errors import GankitError
 from .registries import DATA, METRICS, metric_outputs
 from .sampling import INTERPOLATION_PATHS
@@ -215,11 +224,9 @@ def _cmd_train(args) -> int:
     wanted = Config.from_dict({**from_file, **overrides}, source="options").to_dict()
     given = {k: wanted[k] for k in {**from_file, **overrides}}
     if args.resume is None:
-        given, applied = with_model_defaults(given)
+        given, applied = with_own_defaults(given)
         if applied:
-            logging.getLogger("gankit").info(
-                f"model {given['model']}: its own defaults " + ", ".join(f"{k} {v}" for k, v in applied.items())
-                + " (set any of them to override)")
+            logging.getLogger("gankit").info(describe_defaults(applied))
         wanted = Config.from_dict(given).to_dict()
     if args.resume is not None:
         run_path = args.out if args.resume is True else args.resume

@@ -136,7 +136,7 @@ class Config:
     ema_rampup: float = option(0.05, "stabilisers", "EMA ramp-up: the half-life is at most this times the images "
                                "seen so far (0: none)", rule=NON_NEGATIVE_NUMBER)
     spectral_norm: bool = option(False, "stabilisers", "divide each weight of D by its largest singular value "
-                                 "(power iteration; Miyato et al. 2018)")
+                                 "(torch's parametrization, one power iteration per D step; Miyato et al. 2018)")
     r1: float = option(0.0, "stabilisers", "γ of the zero-centred gradient penalty on real data, "
                        "γ/2 E||∇f(x)||² (0: none)", rule=NON_NEGATIVE_NUMBER)
     r2: float = option(0.0, "stabilisers", "γ of the same penalty on generated data (0: none)",
@@ -322,14 +322,29 @@ def load_preset(name: str) -> dict[str, Any]:
     return d
 
 
-def with_model_defaults(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The options ``given`` completed with the chosen model's own defaults (registered with
-    the model, such as DCGAN's z 100, Adam 2e-4, beta1 0.5) where the user set none of them;
-    returns the options and the defaults applied."""
-    model = given.get("model", Config.model)
-    entry = MODELS.entry(model) if model in MODELS else None
-    applied = {k: v for k, v in (entry.meta.get("defaults", {}) if entry else {}).items() if k not in given}
-    return {**applied, **given}, applied
+def with_own_defaults(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The options ``given`` completed, where the user set none of them, with the chosen
+    model's own defaults (registered with the model, such as DCGAN's z 100, Adam 2e-4, beta1
+    0.5) and then the data set's (registered with it, such as ring8's 2-d noise and light
+    R1 penalty); returns the options and the defaults applied, by source (``"model dcgan"``,
+    ``"data ring8"``)."""
+    options, applied = dict(given), {}
+    model = options.get("model", Config.model)
+    data = options.get("data", Config.data)
+    sources = (("model", model, MODELS.entry(model) if isinstance(model, str) and model in MODELS else None),
+               ("data", data, DATA.entry(data) if isinstance(data, str) and data in DATA.names() else None))
+    for kind, name, entry in sources:
+        own = {k: v for k, v in (entry.meta.get("defaults", {}) if entry else {}).items() if k not in options}
+        if own:
+            applied[f"{kind} {name}"] = own
+            options.update(own)
+    return options, applied
+
+
+def describe_defaults(applied: dict[str, dict[str, Any]]) -> str:
+    """The log line naming the defaults :func:`with_own_defaults` applied."""
+    return "; ".join(f"{source}: its own defaults " + ", ".join(f"{k} {v}" for k, v in own.items())
+                     for source, own in applied.items()) + " (set any of them to override)"
 
 
 def load_config(path: str | Path) -> Config:

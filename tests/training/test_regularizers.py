@@ -177,11 +177,12 @@ def test_stabiliser_options_are_checked(tmp_path, capsys):
     assert "has no EMA generator" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("r1", [0.0, 1.0])
-def test_spectral_norm_weights_are_computed_once_per_d_step(r1, monkeypatch):
+@pytest.mark.parametrize("r1, in_g_step", [(0.0, False), (1.0, False), (0.0, True)])
+def test_spectral_norm_power_iteration_once_per_d_step(r1, in_g_step, monkeypatch):
     """D runs on real and generated data (and, with R1, once more for the penalty) on the
-    same weights: the spectral-norm parametrization (its power iteration) runs once per
-    layer per D step, and once more in the G step; the normalised weights stay σ = 1."""
+    same weights: the spectral-norm parametrization runs once per layer per D step, with one
+    power iteration; G's step normalises by σ = uᵀWv with those u, v and does not iterate
+    (unless ``sn_iterate_in_g_step``, torch's own behaviour); the weights stay σ ≈ 1."""
     from torch.nn.utils.parametrizations import _SpectralNorm
 
     from gankit.data import make_source
@@ -191,17 +192,28 @@ def test_spectral_norm_weights_are_computed_once_per_d_step(r1, monkeypatch):
 
     torch.manual_seed(0)
     G, D = MLPGenerator(4, (2,), hidden=16, depth=2), spectral_normalize(MLPDiscriminator((2,), hidden=16, depth=2))
-    layers = sum(isinstance(m, _SpectralNorm) for m in D.modules())
+    sn = [m for m in D.modules() if isinstance(m, _SpectralNorm)]
     t = GANTrainer(G, D, torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01),
                    make_source("ring8", torch.device("cpu")), "nonsaturating", 1, 8, 4, "normal",
-                   torch.Generator().manual_seed(1), torch.Generator().manual_seed(2), stab=Stabilizers(r1=r1))
-    calls = []
-    forward = _SpectralNorm.forward
+                   torch.Generator().manual_seed(1), torch.Generator().manual_seed(2), stab=Stabilizers(r1=r1),
+                   sn_iterate_in_g_step=in_g_step)
+    calls, iterations = [], []
+    forward, power = _SpectralNorm.forward, _SpectralNorm._power_method
     monkeypatch.setattr(_SpectralNorm, "forward", lambda self, w: calls.append(1) or forward(self, w))
+    monkeypatch.setattr(_SpectralNorm, "_power_method", lambda self, w, n: iterations.append(n) or power(self, w, n))
     t.discriminator_step()
-    assert len(calls) == layers >= 2
+    assert len(calls) == len(iterations) == len(sn) >= 2 and set(iterations) == {1}
+    uv = [(m._u.clone(), m._v.clone()) for m in sn]
+    seen = []
+    monkeypatch.setattr(_SpectralNorm, "forward", lambda self, w: seen.append((self, w.detach().clone(), forward(
+        self, w).detach())) or seen[-1][2])
     t.generator_step()
-    assert len(calls) == 2 * layers
+    assert len(seen) == len(sn) and len(iterations) == len(sn) * (2 if in_g_step else 1)
+    assert all(m.training for m in sn)                  # the parametrizations' mode is restored
+    if not in_g_step:                                   # u, v unchanged; W / (uᵀWv) with them
+        for (m, w, w_sn), (u, v) in zip(seen, uv):
+            assert torch.equal(m._u, u) and torch.equal(m._v, v)
+            torch.testing.assert_close(w_sn, w / torch.vdot(u, torch.mv(w.flatten(1), v)), rtol=1e-6, atol=0)
     monkeypatch.setattr(_SpectralNorm, "forward", forward)
     for m in D.modules():
         if isinstance(m, torch.nn.Linear) and hasattr(m, "parametrizations"):

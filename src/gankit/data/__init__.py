@@ -228,11 +228,12 @@ def is_mode_benchmark(name: str) -> bool:
     return name in toy_names() and get_distribution(name).mode_benchmark
 
 
-def register_toy(name: str, distribution, doc: str = "") -> None:
+def register_toy(name: str, distribution, doc: str = "", defaults: dict | None = None) -> None:
     """Register a low-dimensional data set given by a factory of its distribution (an
     object with ``sample``, ``log_prob``, ``shape``, ``bounds``, ``means``, ``stds``,
-    ``mode_benchmark`` and ``name``, as :class:`GaussianMixture` has)."""
-    DATA.register(name, _toy_source, doc=doc, kind="toy", distribution=distribution)
+    ``mode_benchmark`` and ``name``, as :class:`GaussianMixture` has). ``defaults``: options
+    that a run on it starts from where the user sets none (like a model's own defaults)."""
+    DATA.register(name, _toy_source, doc=doc, kind="toy", distribution=distribution, defaults=dict(defaults or {}))
 
 
 def resize_images(images: np.ndarray, size: int, policy: str, channels: int, origin: str) -> np.ndarray:
@@ -360,7 +361,7 @@ def _path(spec: str) -> str:
 
 
 for _name, _spec in SYNTHETIC.items():
-    register_toy(_name, _spec.build, _spec.doc)
+    register_toy(_name, _spec.build, _spec.doc, _spec.defaults)
 def _named_labels(spec, split, data_dir):
     return resolve_labels(spec, split, data_dir), (FASHION_CLASSES if spec == "fashion-mnist" else None)
 

@@ -10,7 +10,7 @@ mixtures of many narrow components laid along a curve, which keeps ``log_prob`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -96,6 +96,7 @@ class GaussianMixture:
 class _Spec:
     doc: str
     build: object
+    defaults: dict = field(default_factory=dict)   # options a run on this data set starts from
 
 
 def gaussian1d() -> GaussianMixture:
@@ -132,11 +133,18 @@ def moons() -> GaussianMixture:
     return GaussianMixture(means, 0.06, name="moons")
 
 
+# A run on ring8 or grid25 starts from these where the user sets none of them: noise of the
+# data's own dimension (2) and a light, lazy zero-centred R1 penalty on real data. Over 10
+# seeds they made the defaults capture every mode of ring8 on every seed, with reverse KLs
+# about 90 times lower (docs/results.md, "Mode coverage on the PacGAN mixtures").
+_RING8_DEFAULTS = {"z_dim": 2, "r1": 0.01, "reg_every": 16}
+_GRID25_DEFAULTS = {"z_dim": 2, "r1": 0.3, "reg_every": 16}
+
 SYNTHETIC = {
     "gaussian1d": _Spec("1-D Gaussian N(2, 0.5²)", gaussian1d),
     "mixture1d": _Spec("1-D mixture ½N(-2, 0.5²) + ½N(2, 0.5²)", mixture1d),
-    "ring8": _Spec("8 Gaussians on the unit circle, std 0.01 (PacGAN)", ring8),
-    "grid25": _Spec("25 Gaussians on {-4,-2,0,2,4}², std 0.05 (PacGAN)", grid25),
+    "ring8": _Spec("8 Gaussians on the unit circle, std 0.01 (PacGAN)", ring8, _RING8_DEFAULTS),
+    "grid25": _Spec("25 Gaussians on {-4,-2,0,2,4}², std 0.05 (PacGAN)", grid25, _GRID25_DEFAULTS),
     "spiral": _Spec("128 Gaussians (std 0.08) along an Archimedean spiral", spiral),
     "moons": _Spec("two moons: 2×64 Gaussians (std 0.06) along two half circles", moons),
 }

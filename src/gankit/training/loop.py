@@ -26,6 +26,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm  # torch's spectral-norm parametrization
 
 from .. import objectives
 from ..sampling import sample_noise
@@ -126,6 +127,9 @@ class GANTrainer:
     # conditional: the probabilities of the classes G is trained on (None: unconditional)
     class_probs: torch.Tensor | None = None
     aux_weight: float = 0.0          # λ of the auxiliary classifier's loss (D an AuxClassifierDiscriminator)
+    # Spectral norm: advance the power iteration in G's step too (torch's behaviour in training
+    # mode; False: once per D step, G's step normalises by σ = uᵀWv with D's current u, v).
+    sn_iterate_in_g_step: bool = False
 
     def __post_init__(self) -> None:
         self._base_lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_d, self.opt_g)]
@@ -144,6 +148,11 @@ class GANTrainer:
         # penalty) on the same weights, so they are computed once per step and reused.
         parametrized = any(parametrize.is_parametrized(m) for m in self.D.modules())
         self._d_weights_once = parametrize.cached if parametrized else contextlib.nullcontext
+        # In G's step D is fixed and its u, v are one power iteration old (this D step's), so
+        # the parametrizations run without iterating (their eval mode): σ = uᵀWv of the updated
+        # W. That halves the power iterations per step, which is most of what spectral norm
+        # costs a small MLP (docs/results.md); the estimate keeps improving once per D step.
+        self._sn_modules = [m for m in self.D.modules() if isinstance(m, _SpectralNorm)]
 
     def _shard(self, batch: torch.Tensor) -> torch.Tensor:
         return self.dist.shard(batch) if self.dist is not None else batch
@@ -253,6 +262,10 @@ class GANTrainer:
         """
         kept, self._fake = self._fake, None
         self.D.requires_grad_(False)
+        iterating = [p.training for p in self._sn_modules]
+        if not self.sn_iterate_in_g_step:
+            for p in self._sn_modules:
+                p.train(False)
         try:
             with self._autocast():
                 if kept is None:
@@ -266,6 +279,8 @@ class GANTrainer:
             self._backward_step(self._plus(loss_g, class_loss), self.opt_g)
         finally:
             self.D.requires_grad_(True)
+            for p, mode in zip(self._sn_modules, iterating):
+                p.train(mode)
         return loss_g.detach()
 
     def simultaneous_step(self) -> tuple[torch.Tensor, ...]:

@@ -88,8 +88,10 @@ class EMA:
 # ---------------------------------------------------------------------- spectral normalisation
 def spectral_normalize(D: nn.Module) -> nn.Module:
     """Divide every weight of D's linear and convolutional layers by its largest singular
-    value, estimated by one power iteration per forward pass (torch's parametrization,
-    Miyato et al. 2018). In place; returns D."""
+    value, estimated by power iteration (torch's parametrization, Miyato et al. 2018). In
+    place; returns D. The trainer runs one iteration per D step: D's passes within the step
+    share one computation of the weights, and G's step reuses the step's u, v
+    (``GANTrainer.sn_iterate_in_g_step``)."""
     for m in list(D.modules()):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(m, "parametrizations"):
             nn.utils.parametrizations.spectral_norm(m)

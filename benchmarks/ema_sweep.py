@@ -9,7 +9,7 @@ them). At the end each average is written as a copy of the last checkpoint whose
 and every generator is scored with the domain FID of 10,000 samples against the test set;
 ``--inception NAME …`` also scores the named ones (``run`` for the run's own average, or
 ``KIMG:RAMPUP``) with the standard FID (about 29 min each on an AVX2-only EPYC). Given an
-existing run directory the script only scores.
+existing run directory the script only scores the averages it was trained with.
 
     python benchmarks/ema_sweep.py fashion-dcgan --run runs/fashion-ema-sweep \
         --half-lives 30:0.05 100:0.05 300:0.25 --out benchmarks/results/fashion_dcgan_ema_sweep.json
@@ -110,6 +110,10 @@ def main() -> None:
         result = {"train_seconds": None}
         ckpts = {"run": latest_checkpoint(run_dir),
                  **{nm: checkpoint_dir(run_dir) / average_name(nm) for nm in names}}
+        missing = [str(p) for p in ckpts.values() if not p.is_file()]
+        if missing:
+            raise SystemExit(f"missing {', '.join(missing)}: only the half-lives a sweep was trained with can be "
+                             "scored, and a sweep stopped before its end has none (they were kept in memory)")
     else:
         result, ckpts = train_with_averages(a, run_dir)
     cfg = Run.open(run_dir).config

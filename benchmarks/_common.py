@@ -38,6 +38,17 @@ def write_json(path: str | Path, payload: dict) -> None:
     path.write_text(json.dumps({**environment(), **payload}, indent=2) + "\n")
 
 
+def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000) -> dict:
+    """The FID (``extractor``: ``classifier`` for the domain FID, ``inception`` for the
+    standard one) of ``n`` samples of one generator of a checkpoint against the test set,
+    with the class shares of the samples; nothing written to the run."""
+    from gankit.runs import evaluate_run
+    ev = evaluate_run(run_dir, ["fid"], n=n, extractor=extractor, checkpoint=str(checkpoint), weights=weights,
+                      write=False)
+    keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")
+    return {k: ev[k] for k in keep if k in ev}
+
+
 def train_and_score(cfg, run_dir: str | Path) -> dict:
     """Train ``cfg`` into ``run_dir`` (removed afterwards) and score the domain FID of
     10,000 samples against the test set (gankit's classifier features)."""

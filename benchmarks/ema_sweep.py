@@ -30,15 +30,15 @@ from pathlib import Path
 from gankit import Config
 from gankit.config import load_preset
 from gankit.rundir import checkpoint_dir
-from gankit.runs import Run, evaluate_run
+from gankit.runs import Run
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gankit.training.loop import Callback
 from gankit.training.regularizers import EMA
 
 try:
-    from _common import parse_overrides, train_complete, write_json
+    from _common import parse_overrides, score_fid, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, train_complete, write_json
+    from benchmarks._common import parse_overrides, score_fid, train_complete, write_json
 
 
 class ExtraEMAs(Callback):
@@ -49,23 +49,20 @@ class ExtraEMAs(Callback):
         self.emas: dict[str, EMA] = {}
 
     def on_start(self, trainer) -> None:
-        if trainer.step_count:
-            raise SystemExit("ema_sweep trains from step 0 only (its extra averages are not checkpointed)")
-        self.emas = {f"{kimg:g}:{ramp:g}": EMA(trainer.G, kimg, ramp) for kimg, ramp in self.half_lives}
+        self.emas = {half_life_name(*hl): EMA(trainer.G, *hl) for hl in self.half_lives}
 
     def on_step_end(self, trainer, step, stats, row) -> None:
         for ema in self.emas.values():
             ema.update(trainer.batch_size)
 
 
+def half_life_name(kimg: float, ramp: float) -> str:
+    return f"{kimg:g}:{ramp:g}"
+
+
 def parse_half_life(text: str) -> tuple[float, float]:
     kimg, _, ramp = text.partition(":")
     return float(kimg), float(ramp or 0.05)
-
-
-def score(ckpt: Path, run_dir: Path, extractor: str, n: int) -> dict:
-    ev = evaluate_run(run_dir, ["fid"], n=n, extractor=extractor, checkpoint=str(ckpt), weights="ema", write=False)
-    return {k: ev[k] for k in ("fid", "class_shares", "class_kl", "extractor", "class_judge") if k in ev}
 
 
 def train_with_averages(a, run_dir: Path) -> tuple[dict, dict]:
@@ -105,7 +102,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     run_dir = Path(a.run)
-    names = [f"{kimg:g}:{ramp:g}" for kimg, ramp in a.half_lives]
+    names = [half_life_name(*hl) for hl in a.half_lives]
     if (run_dir / "config.yaml").exists():  # trained earlier: score only
         result = {"train_seconds": None}
         ckpts = {"run": latest_checkpoint(run_dir),
@@ -118,15 +115,15 @@ def main() -> None:
         result, ckpts = train_with_averages(a, run_dir)
     cfg = Run.open(run_dir).config
     result.update(preset=a.preset, seed=cfg.seed, step=cfg.steps, config=cfg.to_dict(),
-                  averages={"run": f"{cfg.ema_kimg:g}:{cfg.ema_rampup:g}", **{nm: nm for nm in names}})
+                  averages={"run": half_life_name(cfg.ema_kimg, cfg.ema_rampup), **{nm: nm for nm in names}})
     result["domain_fid"] = {}
     for name, ckpt in (ckpts.items() if a.domain else ()):
-        result["domain_fid"][name] = r = score(ckpt, run_dir, "classifier", a.n)
+        result["domain_fid"][name] = r = score_fid(run_dir, ckpt, "ema", "classifier", a.n)
         print(f"{name}: domain FID {r['fid']:.3f}, class KL {r.get('class_kl', float('nan')):.4f}", flush=True)
     result["inception_fid"] = {}
     for name in a.inception:
         t1 = time.perf_counter()
-        r = score(ckpts[name], run_dir, "inception", a.n)
+        r = score_fid(run_dir, ckpts[name], "ema", "inception", a.n)
         result["inception_fid"][name] = {**r, "n": a.n, "seconds": round(time.perf_counter() - t1)}
         print(f"{name}: Inception FID {r['fid']:.3f}", flush=True)
     write_json(a.out, result)

@@ -25,12 +25,12 @@ from pathlib import Path
 from gankit import Config
 from gankit.config import load_preset
 from gankit.rundir import checkpoint_dir, checkpoint_name
-from gankit.runs import Run, evaluate_run
+from gankit.runs import Run
 
 try:
-    from _common import parse_overrides, train_complete, write_json
+    from _common import parse_overrides, score_fid, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, train_complete, write_json
+    from benchmarks._common import parse_overrides, score_fid, train_complete, write_json
 
 
 def kept_steps(run_dir: Path) -> list[int]:
@@ -39,11 +39,7 @@ def kept_steps(run_dir: Path) -> list[int]:
 
 
 def score(run_dir: Path, step: int, weights: str, extractor: str) -> dict:
-    ckpt = checkpoint_dir(run_dir) / checkpoint_name(step)
-    ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor=extractor, checkpoint=str(ckpt), weights=weights,
-                      write=False)
-    keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")
-    return {k: ev[k] for k in keep if k in ev}
+    return score_fid(run_dir, checkpoint_dir(run_dir) / checkpoint_name(step), weights, extractor)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit import Config
-from gankit.config import load_preset
+from gankit.config import load_preset, with_own_defaults
 from gankit.data import get_distribution
 from gankit.metrics.modes import mode_stats
 from gankit.runs import Run
@@ -64,12 +64,13 @@ def main() -> None:
     for seed in a.seeds:
         run_dir = Path(a.runs) / f"{a.tag}-s{seed}"
         t0 = time.perf_counter()
-        run = train_complete(Config.from_dict({**options, "data": a.data, "seed": seed, "eval_every": 0}), run_dir,
-                             progress=False)
+        # the data set's and model's own defaults, as `gankit train` applies them
+        given = with_own_defaults({**options, "data": a.data, "seed": seed, "eval_every": 0})[0]
+        run = train_complete(Config.from_dict(given), run_dir, progress=False)
         row = {"tag": a.tag, "data": a.data, "preset": a.preset, "set": a.set, "seed": seed,
                "seconds": round(time.perf_counter() - t0, 1), "modes": run.last_row["modes"],
                "high_quality": run.last_row["high_quality"], "reverse_kl": run.last_row["reverse_kl"]}
-        for w in (["ema", "raw"] if options.get("ema_kimg") else ["raw"]):
+        for w in (["ema", "raw"] if given.get("ema_kimg") else ["raw"]):
             row[f"{w}_20k"] = diagnose(run_dir, a.data, w)
         print(json.dumps(row), flush=True)
         with open(a.out, "a") as f:

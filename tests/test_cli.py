@@ -208,7 +208,7 @@ def test_data_sets_own_defaults(tmp_path, caplog):
     assert "data ring8: its own defaults z_dim 2, r1 0.01, reg_every 16" in caplog.text
     assert config("--data", "grid25") == (2, 0.3, 16)
     assert config("--z-dim", "8", "--r1", "0") == (8, 0.0, 16)
-    assert config("--preset", "ring8") == (2, 0.03, 4)
+    assert config("--preset", "ring8") == (1, 0.03, 4)     # the preset's over the data's own
     np.savetxt(tmp_path / "p.csv", np.random.default_rng(0).normal(size=(64, 3)), delimiter=",")
     assert config("--data", f"points:{tmp_path / 'p.csv'}") == (8, 0.0, 1)    # the library's defaults
     run = gankit.train(data="grid25", steps=2, batch_size=16, hidden=8, depth=1, eval_every=0, out=tmp_path / "api",

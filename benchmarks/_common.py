@@ -21,6 +21,19 @@ def parse_overrides(pairs: list[str]) -> dict:
     return {k.replace("-", "_"): yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in pairs)}
 
 
+def preset_config(preset: str | None, *layers: dict):
+    """The configuration ``gankit train --preset PRESET --set …`` trains: the preset's options
+    (none for ``None``), then each mapping of ``layers`` over them in turn, completed where
+    none of them sets an option with the model's and the data set's own defaults (gankit's
+    ``with_own_defaults``, as the command applies them); validated."""
+    from gankit import Config
+    from gankit.config import load_preset, with_own_defaults
+    given = dict(load_preset(preset)) if preset else {}
+    for layer in layers:
+        given.update(layer)
+    return Config.from_dict(with_own_defaults(given)[0]).validate()
+
+
 def train_complete(cfg, out, **kwargs):
     """``gankit.train`` that ends the benchmark when a signal stopped the run: a run cut
     short by SIGINT/SIGTERM returns normally (checkpointed, ``interrupted`` set), and its
@@ -38,14 +51,15 @@ def write_json(path: str | Path, payload: dict) -> None:
     path.write_text(json.dumps({**environment(), **payload}, indent=2) + "\n")
 
 
-def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000) -> dict:
+def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000, bn_stats: str = "running") -> dict:
     """The FID (``extractor``: ``classifier`` for the domain FID, ``inception`` for the
     standard one) of ``n`` samples of one generator of a checkpoint against the test set,
-    with the class shares of the samples; nothing written to the run."""
+    with the class shares of the samples; nothing written to the run. ``bn_stats``: G's
+    BatchNorm statistics as saved (``running``) or recomputed (``standing``)."""
     from gankit.runs import evaluate_run
     ev = evaluate_run(run_dir, ["fid"], n=n, extractor=extractor, checkpoint=str(checkpoint), weights=weights,
-                      write=False)
-    keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights")
+                      write=False, bn_stats=bn_stats)
+    keep = ("fid", "class_shares", "class_kl", "extractor", "class_judge", "weights", "bn_stats")
     return {k: ev[k] for k in keep if k in ev}
 
 

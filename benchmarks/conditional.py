@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 from gankit import Config
-from gankit.config import load_preset
 from gankit.runs import evaluate_run
 
 try:
-    from _common import parse_overrides, train_complete, write_json
+    from _common import parse_overrides, preset_config, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, train_complete, write_json
+    from benchmarks._common import parse_overrides, preset_config, train_complete, write_json
 
 PRESETS = {"mnist": "mnist-cdcgan", "fashion-mnist": "fashion-cdcgan"}
 
@@ -61,7 +60,7 @@ def main() -> None:
             preset = PRESETS[data]
             rows = []
             for seed in args.seeds:
-                cond = Config.from_dict({**load_preset(preset), **overrides, "seed": seed}).validate()
+                cond = preset_config(preset, overrides, {"seed": seed})
                 row = {"seed": seed}
                 pairs = [("conditional", cond), ("unconditional", cond.replace(conditional=False))]
                 for name, cfg in pairs[:1] if args.conditional_only else pairs:

@@ -15,6 +15,11 @@ existing run directory the script only scores the averages it was trained with.
         --half-lives 30:0.05 100:0.05 300:0.25 --out benchmarks/results/fashion_dcgan_ema_sweep.json
     python benchmarks/ema_sweep.py fashion-dcgan --run runs/fashion-ema-sweep --half-lives 100:0.05 \
         --no-domain --inception 100:0.05 --out benchmarks/results/fashion_dcgan_ema_sweep_inception.json
+    python benchmarks/ema_sweep.py fashion-dcgan --run runs/fashion-ema-sweep --half-lives 30:0.05 100:0.05 \
+        300:0.25 --bn-stats standing --inception run --out benchmarks/results/fashion_dcgan_ema_sweep_standing.json
+
+``--bn-stats standing`` scores every generator with its BatchNorm statistics recomputed from
+itself (gankit's ``--bn-stats``) instead of the ones copied from G as trained.
 
 Each half-life is ``KIMG`` or ``KIMG:RAMPUP`` (the ramp-up caps the half-life at RAMPUP
 times the images seen; the preset's is 0.05). The extra averages live in memory only: a
@@ -27,8 +32,6 @@ import argparse
 import time
 from pathlib import Path
 
-from gankit import Config
-from gankit.config import load_preset
 from gankit.rundir import checkpoint_dir
 from gankit.runs import Run
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -36,9 +39,9 @@ from gankit.training.loop import Callback
 from gankit.training.regularizers import EMA
 
 try:
-    from _common import parse_overrides, score_fid, train_complete, write_json
+    from _common import parse_overrides, preset_config, score_fid, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, score_fid, train_complete, write_json
+    from benchmarks._common import parse_overrides, preset_config, score_fid, train_complete, write_json
 
 
 class ExtraEMAs(Callback):
@@ -68,8 +71,8 @@ def parse_half_life(text: str) -> tuple[float, float]:
 def train_with_averages(a, run_dir: Path) -> tuple[dict, dict]:
     """Train the preset with the extra averages; write one checkpoint per average."""
     overrides = parse_overrides(a.set)
-    values = {**load_preset(a.preset), **overrides, "seed": a.seed, "eval_every": 0}
-    cfg = Config.from_dict({**values, "checkpoint_every": values["steps"]}).validate()
+    cfg = preset_config(a.preset, overrides, {"seed": a.seed, "eval_every": 0})
+    cfg = cfg.replace(checkpoint_every=cfg.steps)
     extra = ExtraEMAs(a.half_lives)
     t0 = time.perf_counter()
     train_complete(cfg, run_dir, progress=False, callbacks=[extra])
@@ -99,6 +102,9 @@ def main() -> None:
     ap.add_argument("--inception", nargs="*", default=[], metavar="NAME",
                     help="generators also scored with the standard FID: 'run' or an average as KIMG:RAMPUP")
     ap.add_argument("--n", type=int, default=10_000, help="samples per score (10,000 by the protocol)")
+    ap.add_argument("--bn-stats", default="running", choices=("running", "standing"),
+                    help="every generator's BatchNorm statistics: as saved (copied from G as trained) or "
+                         "recomputed from the generator itself (gankit's --bn-stats)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     run_dir = Path(a.run)
@@ -114,16 +120,16 @@ def main() -> None:
     else:
         result, ckpts = train_with_averages(a, run_dir)
     cfg = Run.open(run_dir).config
-    result.update(preset=a.preset, seed=cfg.seed, step=cfg.steps, config=cfg.to_dict(),
+    result.update(preset=a.preset, bn_stats=a.bn_stats, seed=cfg.seed, step=cfg.steps, config=cfg.to_dict(),
                   averages={"run": half_life_name(cfg.ema_kimg, cfg.ema_rampup), **{nm: nm for nm in names}})
     result["domain_fid"] = {}
     for name, ckpt in (ckpts.items() if a.domain else ()):
-        result["domain_fid"][name] = r = score_fid(run_dir, ckpt, "ema", "classifier", a.n)
+        result["domain_fid"][name] = r = score_fid(run_dir, ckpt, "ema", "classifier", a.n, a.bn_stats)
         print(f"{name}: domain FID {r['fid']:.3f}, class KL {r.get('class_kl', float('nan')):.4f}", flush=True)
     result["inception_fid"] = {}
     for name in a.inception:
         t1 = time.perf_counter()
-        r = score_fid(run_dir, ckpts[name], "ema", "inception", a.n)
+        r = score_fid(run_dir, ckpts[name], "ema", "inception", a.n, a.bn_stats)
         result["inception_fid"][name] = {**r, "n": a.n, "seconds": round(time.perf_counter() - t1)}
         print(f"{name}: Inception FID {r['fid']:.3f}", flush=True)
     write_json(a.out, result)

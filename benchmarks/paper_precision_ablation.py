@@ -25,14 +25,13 @@ from pathlib import Path
 
 import torch
 
-from gankit import Config
 from gankit.config import load_preset
 from gankit.models import paper_mnist as P
 
 try:
-    from _common import train_and_score, write_json
+    from _common import preset_config, train_and_score, write_json
 except ImportError:
-    from benchmarks._common import train_and_score, write_json
+    from benchmarks._common import preset_config, train_and_score, write_json
 
 VARIANTS = ("d-bf16", "g-bf16", "g-out-bf16", "g-out-fwd-bf16", "g-out-grad-bf16")
 
@@ -93,9 +92,8 @@ def main() -> None:
         for seed in a.seeds:
             P.PaperMNISTGenerator.forward, P.PaperMNISTDiscriminator.forward = original
             patch(variant)
-            base = load_preset("mnist-paper")
-            cfg = Config.from_dict({**base, "steps": a.steps or base["steps"], "precision": "fp32", "eval_every": 0,
-                                    "seed": seed})
+            cfg = preset_config("mnist-paper", {"precision": "fp32", "eval_every": 0, "seed": seed},
+                                {"steps": a.steps} if a.steps else {})
             score = train_and_score(cfg, Path(tempfile.mkdtemp(prefix="gankit-ablation-")))  # an empty run directory
             rows.append({"variant": variant, "seed": seed, "domain_fid": score["domain_fid"],
                          "train_seconds": score["train_seconds"]})

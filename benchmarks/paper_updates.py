@@ -32,13 +32,12 @@ import time
 from pathlib import Path
 
 from gankit import Config
-from gankit.config import load_preset
 from gankit.runs import evaluate_run
 
 try:
-    from _common import train_complete, write_json
+    from _common import preset_config, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import train_complete, write_json
+    from benchmarks._common import preset_config, train_complete, write_json
 
 BASE = {"update": "alternating"}
 VARIANTS = {
@@ -114,8 +113,8 @@ def main() -> None:
         for name in a.variants:
             rows = []
             for seed in a.seeds:
-                cfg = Config.from_dict({**load_preset("mnist-paper"), **VARIANTS[name], "steps": a.steps,
-                                        "seed": seed, "eval_every": 0, "log_every": 100})
+                cfg = preset_config("mnist-paper", VARIANTS[name], {"steps": a.steps, "seed": seed, "eval_every": 0,
+                                                                   "log_every": 100})
                 rows.append({"seed": seed, **run_one(cfg, tmp / f"{seed}")})
                 print(name, seed, {k: v for k, v in rows[-1].items() if k != "trace"}, flush=True)
             fids = [r["domain_fid"] for r in rows]

@@ -27,9 +27,9 @@ from gankit import Config
 from gankit.config import load_preset
 
 try:
-    from _common import parse_overrides, train_and_score, train_complete, write_json
+    from _common import parse_overrides, preset_config, train_and_score, train_complete, write_json
 except ImportError:
-    from benchmarks._common import parse_overrides, train_and_score, train_complete, write_json
+    from benchmarks._common import parse_overrides, preset_config, train_and_score, train_complete, write_json
 
 
 def main() -> None:
@@ -62,14 +62,13 @@ def main() -> None:
             print(data, seed, "fp32", row["fp32"], "bf16", row["bf16"], flush=True)
     mnist = {}
     for preset in a.mnist_presets if a.mnist_steps != 0 else []:
-        base = load_preset(preset)
-        steps = a.mnist_steps or base["steps"]
+        steps = a.mnist_steps or load_preset(preset)["steps"]
         runs, res = [], {"steps": steps, "overrides": overrides}
         for seed in a.mnist_seeds:
             row = {"seed": seed}
             for prec in a.precisions:
-                cfg = Config.from_dict({**base, **overrides, "steps": steps, "precision": prec, "eval_every": 0,
-                                        "seed": seed})
+                cfg = preset_config(preset, overrides, {"steps": steps, "precision": prec, "eval_every": 0,
+                                                        "seed": seed})
                 row[prec] = train_and_score(cfg, tmp / f"{preset}-{seed}-{prec}")
                 print(preset, "seed", seed, prec, row[prec], flush=True)
             runs.append(row)

@@ -22,15 +22,13 @@ import argparse
 import time
 from pathlib import Path
 
-from gankit import Config
-from gankit.config import load_preset
 from gankit.rundir import checkpoint_dir, checkpoint_name
 from gankit.runs import Run
 
 try:
-    from _common import parse_overrides, score_fid, train_complete, write_json
+    from _common import parse_overrides, preset_config, score_fid, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, score_fid, train_complete, write_json
+    from benchmarks._common import parse_overrides, preset_config, score_fid, train_complete, write_json
 
 
 def kept_steps(run_dir: Path) -> list[int]:
@@ -57,9 +55,7 @@ def main() -> None:
     a = ap.parse_args()
     run_dir = Path(a.run)
     overrides = parse_overrides(a.set)
-    values = {**load_preset(a.preset), **overrides, "seed": a.seed, "checkpoint_every": a.every,
-              "eval_every": 0}
-    cfg = Config.from_dict(values).validate()
+    cfg = preset_config(a.preset, overrides, {"seed": a.seed, "checkpoint_every": a.every, "eval_every": 0})
     cfg = cfg.replace(keep_checkpoints=cfg.steps // a.every + 1)
     result = {"preset": a.preset, "overrides": overrides}
     done = max(kept_steps(run_dir), default=0)

@@ -22,16 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gankit import Config
-from gankit.config import load_preset
 from gankit.data import load_images
 from gankit.evaluate import Scorer
 from gankit.runs import Run
 
 try:
-    from _common import parse_overrides, train_complete, write_json
+    from _common import parse_overrides, preset_config, train_complete, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import parse_overrides, train_complete, write_json
+    from benchmarks._common import parse_overrides, preset_config, train_complete, write_json
 
 
 # What docs/results.md measured: the fashion-dcgan preset as it was before it gained R1, an EMA
@@ -70,10 +68,10 @@ def main() -> None:
     rows = []
     try:
         write_folder(args.images, tmp / "images")
-        base = {**load_preset(args.preset), **BASE, **parse_overrides(args.set), "data": f"folder:{tmp / 'images'}"}
+        base = {**BASE, **parse_overrides(args.set), "data": f"folder:{tmp / 'images'}"}
         for seed in args.seeds:
             for policy in ("", args.policy):
-                cfg = Config.from_dict({**base, "seed": seed, "augment": policy}).validate()
+                cfg = preset_config(args.preset, base, {"seed": seed, "augment": policy})
                 run_dir = tmp / f"run-{seed}-{policy or 'none'}"
                 t0 = time.perf_counter()
                 train_complete(cfg, run_dir, progress=False)

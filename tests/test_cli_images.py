@@ -12,17 +12,12 @@ from gankit.cli import main
 from gankit.config import Config, load_preset, preset_names
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
 
+from .squares import write_squares
+
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    d = tmp_path_factory.mktemp("img")
-    rng = np.random.default_rng(0)
-    x = np.zeros((96, 28, 28), np.uint8)
-    for i in range(96):  # bright squares at random places: a learnable, cheap data set
-        r, c = rng.integers(0, 20, 2)
-        x[i, r:r + 8, c:c + 8] = 255
-    np.save(d / "sq.npy", x)
-    return d / "sq.npy"
+    return write_squares(tmp_path_factory.mktemp("img"), 96)[0]
 
 
 def _args(data, out, *extra):

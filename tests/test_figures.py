@@ -12,16 +12,13 @@ from gankit.metrics import nearest_examples
 from gankit.runs import Run
 from gankit.sampling import interpolation_noise
 
+from .squares import write_squares
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("fig")
-    rng = np.random.default_rng(0)
-    x = np.zeros((96, 28, 28), np.uint8)
-    for i in range(96):
-        r, c = rng.integers(0, 20, 2)
-        x[i, r:r + 8, c:c + 8] = 255
-    np.save(d / "sq.npy", x)
+    _, x = write_squares(d, 96)
     assert main(["train", "--data", f"npz:{d / 'sq.npy'}", "--out", str(d / "r"), "--model", "dcgan", "--width", "8",
                  "--z-dim", "8", "--batch-size", "16", "--steps", "4", "--quiet"]) == 0
     return d / "r", x

@@ -76,6 +76,10 @@ def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="auto", choices=("auto", "ema", "raw"),
                    help="the generator: ema (the EMA generator), raw (G as trained), or auto: ema when the run "
                         "has one (default)")
+    p.add_argument("--bn-stats", default="running", choices=("running", "standing"),
+                   help="G's BatchNorm statistics: running, as the checkpoint holds them (default; an EMA "
+                        "generator's are copied from G as trained), or standing: recomputed from the loaded "
+                        "generator (whole batches of the training batch size, about 10,000 noise vectors)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,7 +267,7 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     from .runs import Run, check_out_path, interpolation_figure, nearest_figure, sample
 
-    which = dict(checkpoint=args.checkpoint, weights=args.weights)
+    which = dict(checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
     if args.nearest and args.interpolate:
         raise GankitError("choose one of --nearest and --interpolate")
     if (args.rows, args.cols) != (None, None) and not (args.nearest or args.interpolate):
@@ -276,8 +280,8 @@ def _cmd_sample(args) -> int:
               f"{float(dist.min()):.2f}–{float(dist.max()):.2f}), to {path}")
     elif args.interpolate:
         out = check_out_path(args.out, (".png", ".npy"))
-        path = interpolation_figure(Run.open(args.run).load(args.checkpoint, weights=args.weights), out, rows, cols,
-                                    args.seed, args.interpolate, label=args.label)
+        run = Run.open(args.run).load(args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
+        path = interpolation_figure(run, out, rows, cols, args.seed, args.interpolate, label=args.label)
         print(f"wrote a latent walk ({args.interpolate} paths) to {path}")
     else:
         path = sample(args.run, args.n, args.out, seed=args.seed, label=args.label, per_class=args.per_class,
@@ -344,7 +348,7 @@ def _cmd_eval(args) -> int:
     from .runs import evaluate_run
 
     r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
-                     checkpoint=args.checkpoint, weights=args.weights)
+                     checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -384,7 +388,7 @@ def _cmd_bench(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_generator
 
-    print(f"wrote {export_generator(args.run, args.out, args.checkpoint, args.weights)}")
+    print(f"wrote {export_generator(args.run, args.out, args.checkpoint, args.weights, args.bn_stats)}")
     return 0
 
 

@@ -35,19 +35,21 @@ from .version import __version__
 
 
 def export_generator(run_path: str | Path, out: str | Path, checkpoint: str = "latest",
-                     weights: str = "auto") -> Path:
+                     weights: str = "auto", bn_stats: str = "running") -> Path:
     """Export the generator of a run's checkpoint (its EMA generator when it has one, unless
-    ``weights="raw"``) to ``out``; returns ``out``."""
+    ``weights="raw"``; its BatchNorm statistics recomputed with ``bn_stats="standing"``) to
+    ``out``; returns ``out``."""
     out = Path(out)
     if not out.parent.exists():
         raise GankitError(f"the folder of --out, {display(out.parent)}, does not exist")
     if out.exists() and not out.is_file():
         raise GankitError(f"--out {display(out)} exists and is not a file")
-    run = Run.open(run_path).load(checkpoint, weights=weights)
+    run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
     G, cfg = run.G.float().eval(), run.trained_config
     meta = {
         "format": "gankit-generator", "gankit": __version__, "torch": torch.__version__,
         "run": str(run.path), "checkpoint": run.checkpoint_path.name, "step": run.step, "weights": run.weights,
+        "bn_stats": run.bn_stats,
         "z_dim": cfg.z_dim, "noise": cfg.noise, "data": cfg.data, "data_shape": list(G.out_shape),
         "image": len(G.out_shape) == 3,
         "output_range": list(getattr(G, "output_range", (-1.0, 1.0))) if len(G.out_shape) == 3 else None,

@@ -34,7 +34,15 @@ from .rundir import (
     read_rows,
     read_runtime,
 )
-from .sampling import INTERPOLATION_PATHS, check_sample_memory, generate, generate_chunks, interpolation_noise
+from .sampling import (
+    BN_STATS,
+    INTERPOLATION_PATHS,
+    check_sample_memory,
+    generate,
+    generate_chunks,
+    interpolation_noise,
+    standing_statistics,
+)
 from .training.checkpoint import load_checkpoint, load_latest_good
 
 log = logging.getLogger("gankit")
@@ -60,6 +68,7 @@ class Run:
     data_state: dict = field(default_factory=dict, repr=False)
     interrupted: bool = False                                  # set by gankit.train: a signal stopped it
     weights: str = "raw"                                       # the loaded G: "ema" or "raw"
+    bn_stats: str = "running"                                  # its BatchNorm statistics: "running" or "standing"
     classes: list = field(default_factory=list)                # a conditional run's class names
 
     @classmethod
@@ -108,12 +117,17 @@ class Run:
             return best, load_checkpoint(best, device)
         return Path(which), load_checkpoint(Path(which), device)
 
-    def load(self, which: str | Path = "latest", device: str | torch.device = "cpu", weights: str = "auto") -> "Run":
+    def load(self, which: str | Path = "latest", device: str | torch.device = "cpu", weights: str = "auto",
+             bn_stats: str = "running") -> "Run":
         """Build G and D from a checkpoint, with the configuration they were trained with.
         ``weights``: ``ema`` (the EMA generator), ``raw`` (G as trained), or ``auto``: the EMA
-        generator when the run has one."""
+        generator when the run has one. ``bn_stats``: ``running``, G's BatchNorm statistics as
+        the checkpoint holds them (an EMA generator's are copied from G as trained), or
+        ``standing``, recomputed from the loaded G itself (:func:`~gankit.sampling.standing_statistics`)."""
         if weights not in ("auto", "ema", "raw"):
             raise GankitError(f"weights must be auto, ema or raw, got {weights!r}")
+        if bn_stats not in BN_STATS:
+            raise GankitError(f"bn_stats must be {' or '.join(BN_STATS)}, got {bn_stats!r}")
         path, ckpt = self.checkpoint(which, device)
         cfg = Config.from_dict(ckpt["config"], source=f"the configuration inside {display(path)}")
         differ = [f.name for f in fields(Config)
@@ -133,6 +147,12 @@ class Run:
             G.load_state_dict(ckpt["G_ema"]["model"])
             log.info(f"using the EMA generator of {path.name} (--weights raw for G as trained)")
         self.G, self.D = G.to(device).eval(), D.to(device).eval()
+        if bn_stats == "standing" and not standing_statistics(self.G, cfg.z_dim, cfg.noise, cfg.batch_size):
+            raise GankitError(f"the generator of {display(path)} has no BatchNorm layers: --bn-stats standing "
+                              "has no statistics to recompute")
+        if bn_stats == "standing":
+            log.info(f"BatchNorm statistics recomputed from the loaded generator ({cfg.batch_size}-sample batches)")
+        self.bn_stats = bn_stats
         self.step, self.trained_config, self.checkpoint_path = int(ckpt["step"]), cfg, path
         self.data_state = ckpt.get("data_state") or {}
         return self
@@ -212,7 +232,8 @@ class Run:
 
 
 def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool | str = False,
-           checkpoint: str = "latest", weights: str = "auto", label=None, per_class: int = 0) -> Path:
+           checkpoint: str = "latest", weights: str = "auto", label=None, per_class: int = 0,
+           bn_stats: str = "running") -> Path:
     """Write samples of a run's generator to ``out``.
 
     Images: ``.png`` a grid of ``n`` samples, ``.npy`` an array [n, C, H, W] of floats in
@@ -227,7 +248,7 @@ def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpo
     if not isinstance(n, int) or n <= 0:
         raise GankitError(f"--n must be a whole number > 0, got {n}")
     out = check_out_path(out, (".npy", ".png"))
-    run = Run.open(run_path).load(checkpoint, weights=weights)
+    run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
     if interpolate:
         return interpolation_figure(run, out, seed=seed, path="auto" if interpolate is True else interpolate,
                                     label=label)
@@ -309,7 +330,8 @@ def interpolation_figure(run: Run, out: Path, rows: int = 8, cols: int = 10, see
 
 
 def nearest_figure(run_path: str | Path, out: str | Path, rows: int = 6, cols: int = 5, seed: int = 0,
-                   checkpoint: str = "latest", weights: str = "auto") -> tuple[Path, torch.Tensor]:
+                   checkpoint: str = "latest", weights: str = "auto",
+                   bn_stats: str = "running") -> tuple[Path, torch.Tensor]:
     """The 2014 paper's Figure 2: ``rows`` rows of ``cols`` samples and, in a last column
     set apart, the training image nearest (in pixel distance) to each row's last sample,
     to show that G has not memorised its data. Returns the picture's path and the
@@ -320,7 +342,7 @@ def nearest_figure(run_path: str | Path, out: str | Path, rows: int = 6, cols: i
 
     out = check_out_path(out, (".png",))
     _check_layout(rows, cols, 1)
-    run = Run.open(run_path).load(checkpoint, weights=weights)
+    run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
     if not run.is_image:
         raise GankitError("--nearest shows the nearest training image of samples; this run's data are not images")
     cfg = run.trained_config
@@ -383,11 +405,11 @@ def _save_picture(run: Run, x: torch.Tensor, out: Path, nrow: int | None = None)
 
 def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
                  write: bool = True, precision: str = "fp32", checkpoint: str = "latest",
-                 weights: str = "auto") -> dict:
+                 weights: str = "auto", bn_stats: str = "running") -> dict:
     """Score a checkpoint of a run (the newest by default; its EMA generator when it has one)
     with :func:`gankit.evaluate.score_run`; write ``RUN/eval.json``; return the results."""
-    return score_run(Run.open(run_path).load(checkpoint, weights=weights), metrics, n, extractor, seed, write,
-                     precision)
+    run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
+    return score_run(run, metrics, n, extractor, seed, write, precision)
 
 
 def info(run_path: str | Path) -> dict:

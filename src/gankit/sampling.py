@@ -55,6 +55,46 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
         G.train(was)
 
 
+BN_STATS = ("running", "standing")
+STANDING_SEED = 12345   # the noise of standing statistics: a stream of its own, apart from the samples' seeds
+
+
+def standing_statistics(G: torch.nn.Module, z_dim: int, noise: str, batch: int, n: int = 10_000,
+                        seed: int = STANDING_SEED) -> int:
+    """Recompute the running statistics of G's BatchNorm layers from G itself, in place:
+    each becomes the mean over ``n // batch`` whole batches of ``batch`` samples (the batch
+    size G trained at; at least one batch) of the batch means and (unbiased) batch variances that BatchNorm computes in
+    training mode. These are BigGAN's "standing statistics" (Brock et al. 2018, for its
+    averaged generator): an EMA generator's weights are an average, but the statistics it
+    carries are copied from G as trained (the EMA, like stylegan2-ada's, copies buffers), so
+    they describe another network's activations. Nothing else changes: dropout and every
+    other layer stay in eval mode, no gradient is kept, no training random stream is drawn
+    from (the noise comes from ``seed``), and G is left in eval mode. A conditional G gets
+    the classes in turn. Returns the number of BatchNorm layers (0: nothing to recompute)."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    device = next(G.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
+    classes = getattr(G, "num_classes", 0)
+    momenta = [m.momentum for m in norms]
+    G.eval()
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None      # a cumulative mean over the batches, not an exponential one
+            m.train()
+        with torch.no_grad():
+            for _ in range(max(1, n // batch)):   # whole batches: each counts once in the mean
+                zb = sample_noise(batch, z_dim, noise, gen)
+                G(zb) if not classes else G(zb, balanced_labels(batch, classes, device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        G.eval()
+    return len(norms)
+
+
 INTERPOLATION_PATHS = ("auto", "linear", "spherical")
 
 

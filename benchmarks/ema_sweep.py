@@ -34,6 +34,7 @@ from pathlib import Path
 
 from gankit.rundir import checkpoint_dir
 from gankit.runs import Run
+from gankit.sampling import BN_STATS
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gankit.training.loop import Callback
 from gankit.training.regularizers import EMA
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--inception", nargs="*", default=[], metavar="NAME",
                     help="generators also scored with the standard FID: 'run' or an average as KIMG:RAMPUP")
     ap.add_argument("--n", type=int, default=10_000, help="samples per score (10,000 by the protocol)")
-    ap.add_argument("--bn-stats", default="running", choices=("running", "standing"),
+    ap.add_argument("--bn-stats", default="running", choices=BN_STATS,
                     help="every generator's BatchNorm statistics: as saved (copied from G as trained) or "
                          "recomputed from the generator itself (gankit's --bn-stats)")
     ap.add_argument("--out", required=True)

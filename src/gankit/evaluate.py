@@ -327,7 +327,7 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
     check_sample_memory(n, tuple(G.out_shape), "an evaluation")
     scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
     results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name,
-               "weights": run.weights, "bn_stats": getattr(run, "bn_stats", "running"), "n": n,
+               "weights": run.weights, "bn_stats": run.bn_stats, "n": n,
                **({"classes": run.classes} if getattr(run, "classes", None) else {}),
                **scorer.score(G), **scorer.info}
     if write:

@@ -147,10 +147,10 @@ class Run:
             G.load_state_dict(ckpt["G_ema"]["model"])
             log.info(f"using the EMA generator of {path.name} (--weights raw for G as trained)")
         self.G, self.D = G.to(device).eval(), D.to(device).eval()
-        if bn_stats == "standing" and not standing_statistics(self.G, cfg.z_dim, cfg.noise, cfg.batch_size):
-            raise GankitError(f"the generator of {display(path)} has no BatchNorm layers: --bn-stats standing "
-                              "has no statistics to recompute")
         if bn_stats == "standing":
+            if not standing_statistics(self.G, cfg.z_dim, cfg.noise, cfg.batch_size):
+                raise GankitError(f"the generator of {display(path)} has no BatchNorm layers: --bn-stats standing "
+                                  "has no statistics to recompute")
             log.info(f"BatchNorm statistics recomputed from the loaded generator ({cfg.batch_size}-sample batches)")
         self.bn_stats = bn_stats
         self.step, self.trained_config, self.checkpoint_path = int(ckpt["step"]), cfg, path

@@ -64,8 +64,8 @@ def standing_statistics(G: torch.nn.Module, z_dim: int, noise: str, batch: int, 
     """Recompute the running statistics of G's BatchNorm layers from G itself, in place:
     each becomes the mean over ``n // batch`` whole batches of ``batch`` samples (the batch
     size G trained at; at least one batch) of the batch means and unbiased batch variances
-    that BatchNorm computes in training mode. These are BigGAN's "standing statistics" (Brock et al. 2018, for its
-    averaged generator): an EMA generator's weights are an average, but the statistics it
+    that BatchNorm computes in training mode. These are BigGAN's "standing statistics"
+    (Brock et al. 2018, for its averaged generator): an EMA generator's weights are an average, but the statistics it
     carries are copied from G as trained (the EMA, like stylegan2-ada's, copies buffers), so
     they describe another network's activations. Nothing else changes: dropout and every
     other layer stay in eval mode, no gradient is kept, no training random stream is drawn

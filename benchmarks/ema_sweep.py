@@ -32,9 +32,9 @@ import argparse
 import time
 from pathlib import Path
 
+from gankit.config import BN_STATS
 from gankit.rundir import checkpoint_dir
 from gankit.runs import Run
-from gankit.sampling import BN_STATS
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gankit.training.loop import Callback
 from gankit.training.regularizers import EMA

@@ -116,3 +116,65 @@ def test_bn_stats_errors_are_one_line(run, tmp_path, capsys):
     assert main(["eval", str(toy), "--bn-stats", "standing"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no BatchNorm layers" in err[0] and "Traceback" not in err[0]
+
+
+def test_trainer_samples_with_standing_statistics_and_trains_as_before():
+    """With ``bn_stats: standing`` the trainer's samples come from a copy of the EMA generator
+    whose statistics are recomputed (once per step); the networks that train, the EMA's own
+    buffers and the training trajectory are those of a run without it."""
+    from gankit.data import make_source
+    from gankit.training.loop import GANTrainer
+    from gankit.training.regularizers import EMA, Stabilizers
+
+    def trainer(bn_stats):
+        torch.manual_seed(0)
+        G, D = build_models(Config(model="dcgan", width=8, z_dim=6), (1, 28, 28))
+        opt = lambda p: torch.optim.Adam(p, lr=2e-4, betas=(0.5, 0.999))   # noqa: E731
+        return GANTrainer(G, D, opt(G.parameters()), opt(D.parameters()),
+                          make_source("fake:1,28,28", torch.device("cpu")), "nonsaturating", 1, 16, 6, "normal",
+                          torch.Generator().manual_seed(1), torch.Generator().manual_seed(2),
+                          stab=Stabilizers(ema=EMA(G, 0.05), bn_stats=bn_stats))
+
+    plain, standing = trainer("running"), trainer("standing")
+    for _ in range(3):
+        a, b = plain.step(), standing.step()
+        assert float(a.loss_g) == float(b.loss_g) and float(a.loss_d) == float(b.loss_d)
+        sample = standing.G_sample
+        assert sample is standing.G_sample                     # one copy per step
+        assert sample is not standing.stab.ema.ema and plain.G_sample is plain.stab.ema.ema
+        reference = copy.deepcopy(standing.stab.ema.ema)
+        standing_statistics(reference, 6, "normal", batch=16)
+        for m, r, e, g in zip(_norms(sample), _norms(reference), _norms(standing.stab.ema.ema), _norms(standing.G)):
+            assert torch.equal(m.running_mean, r.running_mean) and torch.equal(m.running_var, r.running_var)
+            assert torch.equal(e.running_mean, g.running_mean)   # the EMA still carries G's statistics
+            assert not torch.equal(m.running_mean, e.running_mean)
+    for p, q in zip(plain.G.parameters(), standing.G.parameters()):
+        assert torch.equal(p, q)
+    assert standing.G_sample is not sample                      # recomputed after a further step
+    standing.step()
+    assert standing.G_sample is not sample
+
+
+def test_run_trained_with_standing_statistics_is_loaded_with_them(tmp_path, capsys):
+    """A run trained with ``--bn-stats standing`` is sampled and scored with standing
+    statistics unless told otherwise (``--bn-stats auto``, the default, reads the run's
+    setting); a generator without BatchNorm refuses the setting before training."""
+    data, _ = write_squares(tmp_path, 64)
+    out = tmp_path / "run"
+    assert main(["train", "--data", f"npz:{data}", "--out", str(out), "--model", "dcgan", "--width", "8",
+                 "--z-dim", "8", "--batch-size", "16", "--steps", "8", "--ema-kimg", "0.05", "--eval-every", "0",
+                 "--checkpoint-every", "8", "--bn-stats", "standing", "--quiet"]) == 0
+    kid = {}
+    for flag in ("auto", "standing", "running"):
+        assert main(["eval", str(out), "--metrics", "kid", "--extractor", "raw", "--n", "64", "--bn-stats", flag]) == 0
+        r = json.loads((out / "eval.json").read_text())
+        assert r["bn_stats"] == ("standing" if flag == "auto" else flag)
+        kid[flag] = r["kid"]
+    assert kid["auto"] == kid["standing"] != kid["running"]
+    toy = tmp_path / "toy"
+    capsys.readouterr()
+    assert main(["train", "--data", "ring8", "--steps", "4", "--batch-size", "8", "--eval-every", "0",
+                 "--bn-stats", "standing", "--out", str(toy), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no BatchNorm layers" in err[0]
+    assert not (toy / "checkpoints").exists() or not any((toy / "checkpoints").iterdir())

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import (
+    BN_STATS,
     GROUPS,
     Config,
     allowed_values,
@@ -25,7 +26,7 @@ from .config import (
 )
 from .errors import GankitError
 from .registries import DATA, METRICS, metric_outputs
-from .sampling import BN_STATS, INTERPOLATION_PATHS
+from .sampling import INTERPOLATION_PATHS
 from .version import __version__
 
 
@@ -76,10 +77,11 @@ def _add_checkpoint_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="auto", choices=("auto", "ema", "raw"),
                    help="the generator: ema (the EMA generator), raw (G as trained), or auto: ema when the run "
                         "has one (default)")
-    p.add_argument("--bn-stats", default="running", choices=BN_STATS,
-                   help="G's BatchNorm statistics: running, as the checkpoint holds them (default; an EMA "
-                        "generator's are copied from G as trained), or standing: recomputed from the loaded "
-                        "generator (whole batches of the training batch size, about 10,000 noise vectors)")
+    p.add_argument("--bn-stats", default="auto", choices=("auto", *BN_STATS),
+                   help="G's BatchNorm statistics: running, as the checkpoint holds them (an EMA generator's are "
+                        "copied from G as trained), standing: recomputed from the loaded generator (whole batches "
+                        "of the training batch size, about 10,000 noise vectors), or auto: the run's bn_stats "
+                        "setting (default; running unless the run was trained with bn_stats standing)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RESIZE_POLICIES = ("none", "resize", "center-crop")
 CPU_KERNELS = ("auto", "off")
 ON_DIVERGENCE = ("stop", "rollback")
+BN_STATS = ("running", "standing")   # a generator's BatchNorm statistics for sampling (sampling.standing_statistics)
 
 GROUPS = ("data", "model", "objective and update rule", "stabilisers", "optimiser and schedule",
           "precision and hardware", "logging, evaluation and checkpoints")
@@ -135,6 +136,10 @@ class Config:
                              rule=NON_NEGATIVE_NUMBER)
     ema_rampup: float = option(0.05, "stabilisers", "EMA ramp-up: the half-life is at most this times the images "
                                "seen so far (0: none)", rule=NON_NEGATIVE_NUMBER)
+    bn_stats: str = option("running", "stabilisers", "BatchNorm statistics of the generator that samples, metrics "
+                           "and pictures use: running (G's as trained, copied into the EMA generator) or standing "
+                           "(recomputed from that generator itself, BigGAN's standing statistics)",
+                           choices=BN_STATS)
     spectral_norm: bool = option(False, "stabilisers", "divide each weight of D by its largest singular value "
                                  "(torch's parametrization, one power iteration per D step; Miyato et al. 2018)")
     r1: float = option(0.0, "stabilisers", "γ of the zero-centred gradient penalty on real data, "

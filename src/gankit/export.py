@@ -35,7 +35,7 @@ from .version import __version__
 
 
 def export_generator(run_path: str | Path, out: str | Path, checkpoint: str = "latest",
-                     weights: str = "auto", bn_stats: str = "running") -> Path:
+                     weights: str = "auto", bn_stats: str = "auto") -> Path:
     """Export the generator of a run's checkpoint (its EMA generator when it has one, unless
     ``weights="raw"``; its BatchNorm statistics recomputed with ``bn_stats="standing"``) to
     ``out``; returns ``out``."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config
+from .config import BN_STATS, Config
 from .errors import GankitError, listing
 from .evaluate import score_run
 from .models import build_models
@@ -35,7 +35,6 @@ from .rundir import (
     read_runtime,
 )
 from .sampling import (
-    BN_STATS,
     INTERPOLATION_PATHS,
     check_sample_memory,
     generate,
@@ -118,16 +117,17 @@ class Run:
         return Path(which), load_checkpoint(Path(which), device)
 
     def load(self, which: str | Path = "latest", device: str | torch.device = "cpu", weights: str = "auto",
-             bn_stats: str = "running") -> "Run":
+             bn_stats: str = "auto") -> "Run":
         """Build G and D from a checkpoint, with the configuration they were trained with.
         ``weights``: ``ema`` (the EMA generator), ``raw`` (G as trained), or ``auto``: the EMA
         generator when the run has one. ``bn_stats``: ``running``, G's BatchNorm statistics as
-        the checkpoint holds them (an EMA generator's are copied from G as trained), or
-        ``standing``, recomputed from the loaded G itself (:func:`~gankit.sampling.standing_statistics`)."""
+        the checkpoint holds them (an EMA generator's are copied from G as trained),
+        ``standing``, recomputed from the loaded G itself (:func:`~gankit.sampling.standing_statistics`),
+        or ``auto``: the run's own ``bn_stats`` setting."""
         if weights not in ("auto", "ema", "raw"):
             raise GankitError(f"weights must be auto, ema or raw, got {weights!r}")
-        if bn_stats not in BN_STATS:
-            raise GankitError(f"bn_stats must be {' or '.join(BN_STATS)}, got {bn_stats!r}")
+        if bn_stats not in ("auto", *BN_STATS):
+            raise GankitError(f"bn_stats must be auto, {' or '.join(BN_STATS)}, got {bn_stats!r}")
         path, ckpt = self.checkpoint(which, device)
         cfg = Config.from_dict(ckpt["config"], source=f"the configuration inside {display(path)}")
         differ = [f.name for f in fields(Config)
@@ -147,6 +147,7 @@ class Run:
             G.load_state_dict(ckpt["G_ema"]["model"])
             log.info(f"using the EMA generator of {path.name} (--weights raw for G as trained)")
         self.G, self.D = G.to(device).eval(), D.to(device).eval()
+        bn_stats = cfg.bn_stats if bn_stats == "auto" else bn_stats
         if bn_stats == "standing":
             if not standing_statistics(self.G, cfg.z_dim, cfg.noise, cfg.batch_size):
                 raise GankitError(f"the generator of {display(path)} has no BatchNorm layers: --bn-stats standing "
@@ -233,7 +234,7 @@ class Run:
 
 def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool | str = False,
            checkpoint: str = "latest", weights: str = "auto", label=None, per_class: int = 0,
-           bn_stats: str = "running") -> Path:
+           bn_stats: str = "auto") -> Path:
     """Write samples of a run's generator to ``out``.
 
     Images: ``.png`` a grid of ``n`` samples, ``.npy`` an array [n, C, H, W] of floats in
@@ -331,7 +332,7 @@ def interpolation_figure(run: Run, out: Path, rows: int = 8, cols: int = 10, see
 
 def nearest_figure(run_path: str | Path, out: str | Path, rows: int = 6, cols: int = 5, seed: int = 0,
                    checkpoint: str = "latest", weights: str = "auto",
-                   bn_stats: str = "running") -> tuple[Path, torch.Tensor]:
+                   bn_stats: str = "auto") -> tuple[Path, torch.Tensor]:
     """The 2014 paper's Figure 2: ``rows`` rows of ``cols`` samples and, in a last column
     set apart, the training image nearest (in pixel distance) to each row's last sample,
     to show that G has not memorised its data. Returns the picture's path and the
@@ -405,7 +406,7 @@ def _save_picture(run: Run, x: torch.Tensor, out: Path, nrow: int | None = None)
 
 def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
                  write: bool = True, precision: str = "fp32", checkpoint: str = "latest",
-                 weights: str = "auto", bn_stats: str = "running") -> dict:
+                 weights: str = "auto", bn_stats: str = "auto") -> dict:
     """Score a checkpoint of a run (the newest by default; its EMA generator when it has one)
     with :func:`gankit.evaluate.score_run`; write ``RUN/eval.json``; return the results."""
     run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)

@@ -55,7 +55,6 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
         G.train(was)
 
 
-BN_STATS = ("running", "standing")
 STANDING_SEED = 12345   # the noise of standing statistics: a stream of its own, apart from the samples' seeds
 
 

@@ -19,6 +19,7 @@ callback asks for them, so logging every N steps costs one synchronisation per N
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
@@ -29,7 +30,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm  # torch's spectral-norm parametrization
 
 from .. import objectives
-from ..sampling import sample_noise
+from ..sampling import sample_noise, standing_statistics
 from .regularizers import Stabilizers
 
 
@@ -140,6 +141,7 @@ class GANTrainer:
         # fp16 has too little range for gradients: scale the losses (state kept in checkpoints).
         self.scaler = torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
         self._fake = None
+        self._standing: tuple[int, nn.Module] | None = None   # (step, G with standing statistics)
         self._class_loss: dict[str, torch.Tensor] = {}
         self.G_train = self.G_train or self.G
         self.D_train = self.D_train or self.D
@@ -210,8 +212,18 @@ class GANTrainer:
 
     @property
     def G_sample(self) -> nn.Module:
-        """The generator to draw samples from: the EMA generator when there is one."""
-        return self.stab.ema.ema if self.stab.ema is not None else self.G
+        """The generator to draw samples from: the EMA generator when there is one. With
+        standing statistics (``bn_stats: standing``), a copy of it whose BatchNorm statistics
+        are recomputed from itself, as ``gankit sample`` and ``eval`` load it (made once per
+        step; the networks that train, and every random stream, are left as they are)."""
+        G = self.stab.ema.ema if self.stab.ema is not None else self.G
+        if self.stab.bn_stats != "standing":
+            return G
+        if self._standing is None or self._standing[0] != self.step_count:
+            standing = copy.deepcopy(G)
+            standing_statistics(standing, self.z_dim, self.noise, self.batch_size)
+            self._standing = (self.step_count, standing)
+        return self._standing[1]
 
     def _judge(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor | None, side: str) -> tuple[torch.Tensor, ...]:
         """D's logits on ``x`` (float32), and the loss to add to the ``side`` ("d" or "g")

@@ -26,6 +26,7 @@ class Stabilizers:
     r2: float = 0.0                                 # γ of the R2 penalty on generated data
     reg_every: int = 1                              # lazy regularisation: every N D steps, weight γ·N
     ema: "EMA | None" = None
+    bn_stats: str = "running"                       # "standing": samples from G with recomputed statistics
 
     def d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: augmented (images), then packed."""

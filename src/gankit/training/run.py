@@ -195,6 +195,9 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
         check_training_memory(build_models, cfg, tuple(source.shape), device)
     classes = list(getattr(source, "classes", None) or []) if cfg.conditional else []
     G, D = user.models or build_models(cfg, source.shape, num_classes=len(classes))
+    if cfg.bn_stats == "standing" and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                              for m in G.modules()):
+        raise GankitError("bn_stats standing: the generator has no BatchNorm layers whose statistics to recompute")
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))
         if hasattr(G, "init_from_data") and hasattr(source, "mean01") and ckpt is None:
@@ -236,7 +239,8 @@ def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seed
     policy = tuple(p.strip() for p in cfg.augment.split(",") if p.strip())
     return Stabilizers(pack=cfg.pack, augment=policy, r1=cfg.r1, r2=cfg.r2, reg_every=cfg.reg_every,
                        augment_generator=torch.Generator(device).manual_seed(seeds["augment"]) if policy else None,
-                       ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None)
+                       ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None,
+                       bn_stats=cfg.bn_stats)
 
 
 def fake_label_probs(cfg: Config, source, device: torch.device) -> torch.Tensor:

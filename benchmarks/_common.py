@@ -51,11 +51,12 @@ def write_json(path: str | Path, payload: dict) -> None:
     path.write_text(json.dumps({**environment(), **payload}, indent=2) + "\n")
 
 
-def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000, bn_stats: str = "running") -> dict:
+def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000, bn_stats: str = "auto") -> dict:
     """The FID (``extractor``: ``classifier`` for the domain FID, ``inception`` for the
     standard one) of ``n`` samples of one generator of a checkpoint against the test set,
     with the class shares of the samples; nothing written to the run. ``bn_stats``: G's
-    BatchNorm statistics as saved (``running``) or recomputed (``standing``)."""
+    BatchNorm statistics as saved (``running``), recomputed (``standing``), or as the run
+    was trained to use them (``auto``, what ``gankit eval`` does)."""
     from gankit.runs import evaluate_run
     ev = evaluate_run(run_dir, ["fid"], n=n, extractor=extractor, checkpoint=str(checkpoint), weights=weights,
                       write=False, bn_stats=bn_stats)

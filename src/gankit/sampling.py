@@ -58,6 +58,12 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
 STANDING_SEED = 12345   # the noise of standing statistics: a stream of its own, apart from the samples' seeds
 
 
+def batchnorm_layers(G: torch.nn.Module) -> list[torch.nn.Module]:
+    """G's BatchNorm layers (every ``BatchNorm1d/2d/3d``, in module order): the ones whose
+    statistics :func:`standing_statistics` recomputes."""
+    return [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def standing_statistics(G: torch.nn.Module, z_dim: int, noise: str, batch: int, n: int = 10_000,
                         seed: int = STANDING_SEED) -> int:
     """Recompute the running statistics of G's BatchNorm layers from G itself, in place:
@@ -70,7 +76,7 @@ def standing_statistics(G: torch.nn.Module, z_dim: int, noise: str, batch: int, 
     other layer stay in eval mode, no gradient is kept, no training random stream is drawn
     from (the noise comes from ``seed``), and G is left in eval mode. A conditional G gets
     the classes in turn. Returns the number of BatchNorm layers (0: nothing to recompute)."""
-    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorm_layers(G)
     if not norms:
         return 0
     device = next(G.parameters()).device

@@ -43,6 +43,7 @@ from ..rundir import (
     write_config,
     write_runtime,
 )
+from ..sampling import batchnorm_layers
 from .callbacks import (
     Checkpointer,
     ImageSampler,
@@ -195,8 +196,7 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
         check_training_memory(build_models, cfg, tuple(source.shape), device)
     classes = list(getattr(source, "classes", None) or []) if cfg.conditional else []
     G, D = user.models or build_models(cfg, source.shape, num_classes=len(classes))
-    if cfg.bn_stats == "standing" and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                                              for m in G.modules()):
+    if cfg.bn_stats == "standing" and not batchnorm_layers(G):
         raise GankitError("bn_stats standing: the generator has no BatchNorm layers whose statistics to recompute")
     if len(source.shape) == 3:
         source.value_range = getattr(G, "output_range", (-1.0, 1.0))

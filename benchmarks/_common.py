@@ -64,17 +64,26 @@ def score_fid(run_dir, checkpoint, weights: str, extractor: str, n: int = 10_000
     return {k: ev[k] for k in keep if k in ev}
 
 
-def train_and_score(cfg, run_dir: str | Path) -> dict:
-    """Train ``cfg`` into ``run_dir`` (removed afterwards) and score the domain FID of
-    10,000 samples against the test set (gankit's classifier features)."""
+def train_and_score(cfg, run_dir: str | Path, scores: dict | None = None) -> dict:
+    """Train ``cfg`` into ``run_dir`` (removed afterwards) and score the last checkpoint with
+    the domain FID of 10,000 samples against the test set (gankit's classifier features) and
+    the samples' class shares. ``scores`` ``None``: the generator ``gankit eval`` scores, its
+    figures beside ``train_seconds``; a mapping name -> (weights, bn_stats) (see
+    :func:`score_fid`): each of those generators, its figures under its name."""
     import shutil
     import time
 
-    from gankit.runs import evaluate_run
     t0 = time.perf_counter()
     train_complete(cfg, run_dir, progress=False)
-    secs = time.perf_counter() - t0
-    ev = evaluate_run(run_dir, ["fid"], n=10_000, extractor="classifier", write=False)
+    row = {"train_seconds": round(time.perf_counter() - t0, 1)}
+
+    def domain(weights: str, bn_stats: str) -> dict:
+        r = score_fid(run_dir, "latest", weights, "classifier", bn_stats=bn_stats)
+        return {"domain_fid": r.pop("fid"), **r}
+
+    if scores is None:
+        row.update(domain("auto", "auto"))
+    else:
+        row.update({name: domain(weights, bn_stats) for name, (weights, bn_stats) in scores.items()})
     shutil.rmtree(run_dir)
-    verdicts = {k: ev[k] for k in ("class_shares", "class_kl", "class_judge") if k in ev}
-    return {"domain_fid": ev["fid"], "train_seconds": round(secs, 1), "extractor": ev["extractor"], **verdicts}
+    return row

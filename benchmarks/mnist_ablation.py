@@ -28,31 +28,15 @@ import json
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from gankit.training.checkpoint import latest_checkpoint
-
 try:
-    from _common import preset_config, score_fid, train_complete, write_json
+    from _common import preset_config, train_and_score, write_json
 except ImportError:  # run as a module
-    from benchmarks._common import preset_config, score_fid, train_complete, write_json
+    from benchmarks._common import preset_config, train_and_score, write_json
 
 VARIANTS = {"preset": {}, "no_r1": {"r1": 0.0}, "spectral_norm": {"spectral_norm": True}}
 SCORES = {"raw": ("raw", "running"), "ema": ("ema", "running"), "ema_standing": ("ema", "standing")}
-
-
-def train_and_score_all(cfg, run_dir: Path) -> dict:
-    """Train ``cfg`` into ``run_dir`` (removed afterwards); score each of SCORES."""
-    t0 = time.perf_counter()
-    train_complete(cfg, run_dir, progress=False)
-    row = {"train_seconds": round(time.perf_counter() - t0, 1)}
-    last = latest_checkpoint(run_dir)
-    for name, (weights, bn_stats) in SCORES.items():
-        r = score_fid(run_dir, last, weights, "classifier", bn_stats=bn_stats)
-        row[name] = {"domain_fid": r["fid"], **{k: r[k] for k in ("class_shares", "class_kl") if k in r}}
-    shutil.rmtree(run_dir)
-    return row
 
 
 def summary(runs: list[dict]) -> dict:
@@ -97,7 +81,7 @@ def main() -> None:
                                     {"steps": a.steps, "precision": a.precision, "seed": seed, "eval_every": 0,
                                      "checkpoint_every": a.steps})
                 row = {"seed": seed, "variant": variant, "overrides": VARIANTS[variant],
-                       **train_and_score_all(cfg, tmp / f"{variant}-{seed}")}
+                       **train_and_score(cfg, tmp / f"{variant}-{seed}", SCORES)}
                 runs.append(row)
                 print(seed, variant, {k: round(row[k]["domain_fid"], 2) for k in SCORES},
                       f"{row['train_seconds']} s", flush=True)

@@ -61,7 +61,7 @@ def main() -> None:
         print(f"round {r}: {steps[-1] * 1000:.1f} ms/step, standing statistics {recomputes[-1]:.2f} s, "
               f"{shares[-1]:.2%} of {eval_every} steps", flush=True)
     result = {"preset": args.preset, "eval_every": eval_every, "round": args.round, "rounds": args.rounds,
-              "warmup": args.warmup, "precision": options.get("precision", "fp32"),
+              "warmup": args.warmup, "precision": trainer.precision,
               "median_ms_per_step": round(statistics.median(steps) * 1000, 2),
               "median_recompute_s": round(statistics.median(recomputes), 3),
               "median_share_of_eval_interval": round(statistics.median(shares), 5),

@@ -43,6 +43,8 @@ VARIANTS = {
     # torch's behaviour in training mode: a power iteration in G's step too (gankit's before 2026-12-01)
     "spectral norm, iterating in G's step": {"spectral_norm": True, "trainer": {"sn_iterate_in_g_step": True}},
     "augment (translation, cutout)": {"augment": "translation,cutout"},
+    # D judges the batch in packs of 2: half as many decisions, each on two samples
+    "pack 2": {"pack": 2},
 }
 
 

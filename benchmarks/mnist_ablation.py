@@ -12,7 +12,10 @@ images (features of gankit's MNIST classifier) and the class shares of those sam
 - ``ema_standing``: the EMA generator with standing statistics (``--bn-stats standing``).
 
 Variants: ``preset`` (R1 γ 1 every 16 D steps, EMA half-life 10 kimg), ``no_r1`` (``r1 0``),
-``spectral_norm`` (the preset plus spectral normalisation of D). EMA off is ``raw``.
+``spectral_norm`` (the preset plus spectral normalisation of D). EMA off is ``raw``. The
+base is the mnist-dcgan preset of 2026-12-02 (``BASE``), which the results in
+docs/results.md measure, not the preset of today (γ 0.1, half-life 100 kimg, standing
+statistics since 2026-12-03); the JSON records it, and a file with another base is refused.
 
 The JSON is rewritten after every run and read back at the start: the (seed, variant) pairs
 it holds are not trained again, so an ablation stopped between runs continues where it
@@ -35,6 +38,9 @@ try:
 except ImportError:  # run as a module
     from benchmarks._common import preset_config, train_and_score, write_json
 
+# The preset's stabiliser settings on 2026-12-02, pinned so that resuming an ablation or
+# adding a seed trains what the existing JSON measured.
+BASE = {"r1": 1.0, "ema_kimg": 10, "bn_stats": "running"}
 VARIANTS = {"preset": {}, "no_r1": {"r1": 0.0}, "spectral_norm": {"spectral_norm": True}}
 SCORES = {"raw": ("raw", "running"), "ema": ("ema", "running"), "ema_standing": ("ema", "standing")}
 
@@ -70,6 +76,8 @@ def main() -> None:
         if (done.get("steps"), done.get("precision")) != (a.steps, a.precision):
             raise SystemExit(f"{out} holds runs of {done.get('steps')} steps in {done.get('precision')}; "
                              "give another --out")
+        if done.get("base", BASE) != BASE:  # files written before the base was recorded used BASE
+            raise SystemExit(f"{out} holds runs over another base ({done['base']}); give another --out")
         runs = done["runs"]
     tmp = Path(tempfile.mkdtemp(prefix="gankit-ablation-"))
     try:
@@ -77,7 +85,7 @@ def main() -> None:
             for variant in a.variants:
                 if any(r["seed"] == seed and r["variant"] == variant for r in runs):
                     continue
-                cfg = preset_config("mnist-dcgan", VARIANTS[variant],
+                cfg = preset_config("mnist-dcgan", BASE, VARIANTS[variant],
                                     {"steps": a.steps, "precision": a.precision, "seed": seed, "eval_every": 0,
                                      "checkpoint_every": a.steps})
                 row = {"seed": seed, "variant": variant, "overrides": VARIANTS[variant],
@@ -85,7 +93,7 @@ def main() -> None:
                 runs.append(row)
                 print(seed, variant, {k: round(row[k]["domain_fid"], 2) for k in SCORES},
                       f"{row['train_seconds']} s", flush=True)
-                write_json(out, {"preset": "mnist-dcgan", "steps": a.steps, "precision": a.precision,
+                write_json(out, {"preset": "mnist-dcgan", "base": BASE, "steps": a.steps, "precision": a.precision,
                                  "runs": runs, "summary": summary(runs)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -84,6 +84,17 @@ def test_resume_extends_a_run(run, tmp_path, capsys):
     assert "step 40/40" in capsys.readouterr().out
 
 
+def test_resume_may_keep_more_or_fewer_checkpoints(run, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    assert main(["train", "--resume", str(copy), "--steps", "50", "--checkpoint-every", "5",
+                 "--keep-checkpoints", "2", "--quiet"]) == 0
+    kept = sorted(p.name for p in (copy / "checkpoints").glob("step_*.pt"))
+    assert kept == ["step_000045.pt", "step_000050.pt"]
+    assert "keep_checkpoints: 2" in (copy / "config.yaml").read_text()
+
+
 def _error(capsys, argv):
     code = main(argv)
     err = capsys.readouterr().err

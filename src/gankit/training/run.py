@@ -70,7 +70,7 @@ from .runtime import (
 )
 from .state import TrainingState, derive_seeds, seed_globals
 
-RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "device")
+RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device")
 
 
 @dataclass
@@ -162,8 +162,9 @@ def prepare_run_dir(cfg: Config, out, resume: bool, runs_root, dd: Dist,
 
 
 def check_resume_changes(saved: Config, wanted: dict, done: int = 0) -> Config:
-    """On resume only the run length, logging intervals and device may change, and the run
-    length not below the ``done`` steps of the checkpoint resumed from."""
+    """On resume only the run length, logging intervals, how many checkpoints are kept and
+    the device may change, and the run length not below the ``done`` steps of the checkpoint
+    resumed from."""
     for key, value in wanted.items():
         if key not in RESUMABLE_CHANGES and getattr(saved, key) != value:
             raise GankitError(

@@ -13,7 +13,10 @@ optionally, the standard FID (Inception-v3, the reference protocol, fp32 feature
 
 A run directory whose training has finished is scored without training again (the figures
 of an existing run: ``--inception raw`` on a run trained earlier); an unfinished one is
-resumed.
+resumed, and a finished one with a constant learning rate is extended by a larger
+``--set steps=N`` (the same as training N steps from the start). ``--inception-step S``
+scores the standard FID at a kept earlier step; ``--weights`` with no value skips the
+domain FID.
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config values over the preset's")
     ap.add_argument("--every", type=int, default=5000, help="checkpoint and score every N steps (and the last)")
-    ap.add_argument("--weights", nargs="+", default=["ema"], choices=("ema", "raw"),
-                    help="generators scored with the domain FID at every scored step")
+    ap.add_argument("--weights", nargs="*", default=["ema"], choices=("ema", "raw"),
+                    help="generators scored with the domain FID at every scored step (none: no domain FID)")
     ap.add_argument("--inception", nargs="*", default=[], choices=("ema", "raw"),
-                    help="generators scored with the standard FID at the last step")
+                    help="generators scored with the standard FID at the last step (or --inception-step)")
+    ap.add_argument("--inception-step", type=int, default=None,
+                    help="score the standard FID at this kept step instead of the last")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     run_dir = Path(a.run)
@@ -69,6 +74,9 @@ def main() -> None:
     result["config"] = Run.open(run_dir).config.to_dict()  # what was trained, which an existing run decides
     kept = kept_steps(run_dir)
     last = kept[-1]
+    at = last if a.inception_step is None else a.inception_step
+    if a.inception and at not in kept:
+        raise SystemExit(f"no checkpoint at step {at} in {run_dir}; kept: {', '.join(map(str, kept))}")
     steps = [s for s in kept if s % a.every == 0 or s == last]
     result["domain_fid"] = {w: {} for w in a.weights}
     for w in a.weights:
@@ -79,9 +87,9 @@ def main() -> None:
     result["inception_fid"] = {}
     for w in a.inception:
         t0 = time.perf_counter()
-        r = score(run_dir, last, w, "inception")
-        result["inception_fid"][w] = {**r, "step": last, "n": 10_000, "seconds": round(time.perf_counter() - t0)}
-        print(f"step {last} {w}: Inception FID {r['fid']:.3f}", flush=True)
+        r = score(run_dir, at, w, "inception")
+        result["inception_fid"][w] = {**r, "step": at, "n": 10_000, "seconds": round(time.perf_counter() - t0)}
+        print(f"step {at} {w}: Inception FID {r['fid']:.3f}", flush=True)
     write_json(a.out, result)
 
 

@@ -84,15 +84,20 @@ def test_resume_extends_a_run(run, tmp_path, capsys):
     assert "step 40/40" in capsys.readouterr().out
 
 
-def test_resume_may_keep_more_or_fewer_checkpoints(run, tmp_path):
+def test_resume_may_keep_more_checkpoints(run, tmp_path, caplog):
+    import logging
     import shutil
+
+    from gankit.runs import Run
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    assert main(["train", "--resume", str(copy), "--steps", "50", "--checkpoint-every", "5",
-                 "--keep-checkpoints", "2", "--quiet"]) == 0
+    assert main(["train", "--resume", str(copy), "--steps", "50", "--keep-checkpoints", "4", "--quiet"]) == 0
     kept = sorted(p.name for p in (copy / "checkpoints").glob("step_*.pt"))
-    assert kept == ["step_000045.pt", "step_000050.pt"]
-    assert "keep_checkpoints: 2" in (copy / "config.yaml").read_text()
+    assert kept == ["step_000020.pt", "step_000030.pt", "step_000040.pt", "step_000050.pt"]
+    assert "keep_checkpoints: 4" in (copy / "config.yaml").read_text()
+    with caplog.at_level(logging.WARNING, logger="gankit"):   # step 30 was written keeping 3
+        Run.open(copy).load(copy / "checkpoints/step_000030.pt")
+    assert "differs from its checkpoint" not in caplog.text
 
 
 def _error(capsys, argv):

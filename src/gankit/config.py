@@ -35,6 +35,9 @@ RESIZE_POLICIES = ("none", "resize", "center-crop")
 CPU_KERNELS = ("auto", "off")
 ON_DIVERGENCE = ("stop", "rollback")
 BN_STATS = ("running", "standing")   # a generator's BatchNorm statistics for sampling (sampling.standing_statistics)
+# What a resumed run may change (nothing of the game it plays), and so where a checkpoint's
+# configuration may differ from its run's config.yaml.
+RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device")
 
 GROUPS = ("data", "model", "objective and update rule", "stabilisers", "optimiser and schedule",
           "precision and hardware", "logging, evaluation and checkpoints")

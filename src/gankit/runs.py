@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import BN_STATS, Config
+from .config import BN_STATS, RESUMABLE_CHANGES, Config
 from .errors import GankitError, listing
 from .evaluate import score_run
 from .models import build_models
@@ -48,9 +48,6 @@ log = logging.getLogger("gankit")
 
 # Options that may differ between config.yaml and a checkpoint without saying anything:
 # the ones a resumed run may change.
-_MAY_DIFFER = ("steps", "log_every", "eval_every", "checkpoint_every", "device")
-
-
 @dataclass
 class Run:
     """A run directory. ``config`` is its ``config.yaml``; :meth:`load` reads a checkpoint
@@ -131,7 +128,7 @@ class Run:
         path, ckpt = self.checkpoint(which, device)
         cfg = Config.from_dict(ckpt["config"], source=f"the configuration inside {display(path)}")
         differ = [f.name for f in fields(Config)
-                  if f.name not in _MAY_DIFFER and getattr(cfg, f.name) != getattr(self.config, f.name)]
+                  if f.name not in RESUMABLE_CHANGES and getattr(cfg, f.name) != getattr(self.config, f.name)]
         if differ:
             log.warning(f"config.yaml of {display(self.path)} differs from its checkpoint in {listing(differ)}; "
                         "using the checkpoint's configuration")

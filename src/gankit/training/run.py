@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import ops
-from ..config import Config
+from ..config import RESUMABLE_CHANGES, Config
 from ..data import DistributionSource, apply_data_options, make_source
 from ..errors import DivergenceError, GankitError
 from ..evaluate import Scorer, check_metrics, lower_is_better
@@ -69,8 +69,6 @@ from .runtime import (
     resolve_precision,
 )
 from .state import TrainingState, derive_seeds, seed_globals
-
-RESUMABLE_CHANGES = ("steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device")
 
 
 @dataclass

@@ -28,6 +28,19 @@ def test_eval_toy_modes_and_raw_fid(toy_run, capsys):
     assert json.loads((toy_run / "eval.json").read_text())["fid"] == r["fid"]
 
 
+def test_eval_json_is_stdout_alone_and_notices_go_to_stderr(tmp_path, capsys):
+    out = tmp_path / "ema"
+    assert main(["train", "--out", str(out), "--steps", "40", "--hidden", "16", "--depth", "2",
+                 "--batch-size", "64", "--eval-every", "0", "--ema-kimg", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json", "--n", "500"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["weights"] == "ema"          # the whole of stdout parses
+    assert "gankit: using the EMA generator of step_000040.pt" in captured.err
+    assert main(["eval", str(out), "--n", "500"]) == 0            # without --json: on stdout, as before
+    assert "gankit: using the EMA generator" in capsys.readouterr().out
+
+
 def test_eval_is_reproducible(toy_run):
     a = evaluate_run(toy_run, ["modes", "fid", "kid", "pr"], n=600, write=False)
     b = evaluate_run(toy_run, ["modes", "fid", "kid", "pr"], n=600, write=False)

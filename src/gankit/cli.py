@@ -420,21 +420,28 @@ COMMANDS = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval, "repo
 
 class _ConsoleHandler(logging.Handler):
     """gankit's messages, one line each, on whatever the streams are at the time:
-    information (``gankit: …``) on stdout with the progress lines, warnings
-    (``gankit: warning: …``) on stderr with the errors."""
+    information (``gankit: …``) on stdout with the progress lines (on stderr when stdout
+    carries ``--json`` output, which must parse), warnings (``gankit: warning: …``) on
+    stderr with the errors."""
+
+    info_to_stderr = False
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
             print(f"gankit: warning: {record.getMessage()}", file=sys.stderr, flush=True)
         else:
-            print(f"gankit: {record.getMessage()}", file=sys.stdout, flush=True)
+            print(f"gankit: {record.getMessage()}", file=sys.stderr if self.info_to_stderr else sys.stdout,
+                  flush=True)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, info_to_stderr: bool = False) -> None:
     """The command line's logging: gankit's messages to the console, once."""
     logger = logging.getLogger("gankit")
-    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
-        logger.addHandler(_ConsoleHandler())
+    handler = next((h for h in logger.handlers if isinstance(h, _ConsoleHandler)), None)
+    if handler is None:
+        handler = _ConsoleHandler()
+        logger.addHandler(handler)
+    handler.info_to_stderr = info_to_stderr
     logger.setLevel(level)
 
 
@@ -451,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    configure_logging(info_to_stderr=bool(getattr(args, "json", False)))   # --json: stdout is JSON only
     try:
         return COMMANDS[args.command](args)
     except GankitError as exc:

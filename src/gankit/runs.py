@@ -46,8 +46,7 @@ from .training.checkpoint import load_checkpoint, load_latest_good
 
 log = logging.getLogger("gankit")
 
-# Options that may differ between config.yaml and a checkpoint without saying anything:
-# the ones a resumed run may change.
+
 @dataclass
 class Run:
     """A run directory. ``config`` is its ``config.yaml``; :meth:`load` reads a checkpoint

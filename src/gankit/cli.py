@@ -449,7 +449,6 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):   # a path that is not UTF-8 (legal on Linux) prints escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    configure_logging()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -15,7 +15,8 @@ Variants: ``preset`` (R1 γ 1 every 16 D steps, EMA half-life 10 kimg), ``no_r1`
 ``spectral_norm`` (the preset plus spectral normalisation of D). EMA off is ``raw``. The
 base is the mnist-dcgan preset of 2026-12-02 (``BASE``), which the results in
 docs/results.md measure, not the preset of today (γ 0.1, half-life 100 kimg, standing
-statistics since 2026-12-03); the JSON records it, and a file with another base is refused.
+statistics since 2026-12-03; Adam 4e-4 since 2026-12-04); the JSON records it, and a file
+with another base is refused.
 
 The JSON is rewritten after every run and read back at the start: the (seed, variant) pairs
 it holds are not trained again, so an ablation stopped between runs continues where it
@@ -40,7 +41,7 @@ except ImportError:  # run as a module
 
 # The preset's stabiliser settings on 2026-12-02, pinned so that resuming an ablation or
 # adding a seed trains what the existing JSON measured.
-BASE = {"r1": 1.0, "ema_kimg": 10, "bn_stats": "running"}
+BASE = {"r1": 1.0, "ema_kimg": 10, "bn_stats": "running", "lr_g": 2e-4, "lr_d": 2e-4}
 VARIANTS = {"preset": {}, "no_r1": {"r1": 0.0}, "spectral_norm": {"spectral_norm": True}}
 SCORES = {"raw": ("raw", "running"), "ema": ("ema", "running"), "ema_standing": ("ema", "standing")}
 
@@ -76,7 +77,9 @@ def main() -> None:
         if (done.get("steps"), done.get("precision")) != (a.steps, a.precision):
             raise SystemExit(f"{out} holds runs of {done.get('steps')} steps in {done.get('precision')}; "
                              "give another --out")
-        if done.get("base", BASE) != BASE:  # files written before the base was recorded used BASE
+        # files written before the base was recorded used BASE; before its learning rates
+        # were recorded (2026-12-04), the preset's 2e-4
+        if {"lr_g": 2e-4, "lr_d": 2e-4, **done.get("base", BASE)} != BASE:
             raise SystemExit(f"{out} holds runs over another base ({done['base']}); give another --out")
         runs = done["runs"]
     tmp = Path(tempfile.mkdtemp(prefix="gankit-ablation-"))

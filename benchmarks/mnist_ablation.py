@@ -77,9 +77,9 @@ def main() -> None:
         if (done.get("steps"), done.get("precision")) != (a.steps, a.precision):
             raise SystemExit(f"{out} holds runs of {done.get('steps')} steps in {done.get('precision')}; "
                              "give another --out")
-        # files written before the base was recorded used BASE; before its learning rates
-        # were recorded (2026-12-04), the preset's 2e-4
-        if {"lr_g": 2e-4, "lr_d": 2e-4, **done.get("base", BASE)} != BASE:
+        # files written before the base was recorded used BASE, and before its learning
+        # rates were recorded (2026-12-04) BASE's 2e-4: what a file leaves out is BASE's
+        if {**BASE, **done.get("base", {})} != BASE:
             raise SystemExit(f"{out} holds runs over another base ({done['base']}); give another --out")
         runs = done["runs"]
     tmp = Path(tempfile.mkdtemp(prefix="gankit-ablation-"))

@@ -230,3 +230,14 @@ def test_data_sets_own_defaults(tmp_path, caplog):
     run = gankit.train(data="grid25", steps=2, batch_size=16, hidden=8, depth=1, eval_every=0, out=tmp_path / "api",
                        progress=False)
     assert (run.config.z_dim, run.config.r1, run.config.reg_every) == (2, 0.3, 16)
+
+
+def test_command_line_is_recorded_as_typed():
+    """runtime.json and bench JSON record the command: the console script by its name,
+    ``python -m gankit`` as such (not as ``__main__.py``), any other script by its name."""
+    from gankit.version import command_line
+    assert command_line(["/venv/bin/gankit", "train", "--steps", "5"]) == "gankit train --steps 5"
+    assert command_line(["/x/site-packages/gankit/__main__.py", "train"]) == "python -m gankit train"
+    assert command_line(["/x/other/__main__.py", "go"]) == "__main__.py go"
+    assert command_line(["benchmarks/preset_run.py", "mnist-dcgan"]) == "preset_run.py mnist-dcgan"
+    assert command_line([""]) == "python"

@@ -8,6 +8,7 @@ from gankit import Config, train
 from gankit.training.checkpoint import latest_checkpoint, load_checkpoint
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+pytestmark = pytest.mark.gpu   # these see the GPU (tests/conftest.py hides it from the rest)
 
 
 @cuda

@@ -71,7 +71,8 @@ def test_run_keeps_its_thread_count_on_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "choose_threads", lambda: (1, "1.0 of 2 cores busy"))
     before = torch.get_num_threads()
     assert main(["train", "--out", str(tmp_path / "r"), "--steps", "10", "--checkpoint-every", "5",
-                 "--eval-every", "0", "--lr-schedule", "constant", "--quiet", "--share-cores"]) == 0
+                 "--eval-every", "0", "--lr-schedule", "constant", "--quiet", "--share-cores",
+                 "--device", "cpu"]) == 0
     assert load_checkpoint(tmp_path / "r/checkpoints/step_000010.pt")["threads"] == 1
     assert torch.get_num_threads() == before                   # restored after the run
 

@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from torch import nn
 from .. import ops
 from ..config import Config, load_preset
 from ..errors import GankitError
+from ..version import command_line
 from .reference import ReferenceLoop, build_case_models
 
 CASES = ("dcgan64", "mnist-dcgan", "mnist-paper", "mlp2d")
@@ -233,7 +233,7 @@ def environment(device: torch.device | None = None) -> dict:
                 break
     except OSError:
         pass
-    return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["gankit"] + sys.argv[1:]),
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command_line(),
             "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         **({"gpu": torch.cuda.get_device_name(device)} if device is not None and device.type == "cuda"
                            else {})},

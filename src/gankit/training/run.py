@@ -227,9 +227,9 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
 
 def provenance() -> dict:
     """When, with what and by which command a run (or its resumption) was started."""
-    from ..version import __version__
+    from ..version import __version__, command_line
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "gankit": __version__, "torch": torch.__version__,
-            "command": " ".join([Path(sys.argv[0]).name or "python", *sys.argv[1:]])}
+            "command": command_line()}
 
 
 def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seeds: dict) -> Stabilizers:

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# gankit's checks on a CUDA GPU: the CUDA tests, `gankit bench --device cuda`, and the
+# mnist-dcgan preset trained on the GPU and scored (domain FID and class shares there; the
+# standard FID is computed afterwards from the returned run, see docs/performance.md).
+#
+# usage: benchmarks/gpu_check.sh OUTDIR STAGE...     STAGE: env tests bench train suite
+#   env    the GPU, driver, python and torch versions      -> OUTDIR/env.txt
+#   tests  the CUDA path's tests and the runtime tests      -> OUTDIR/tests.txt
+#   bench  gankit bench --device cuda (3 rounds per case)  -> OUTDIR/bench_cuda.{json,txt}
+#   train  gankit train --preset mnist-dcgan --device cuda, then gankit eval (domain FID,
+#          classes) -> OUTDIR/train.txt, OUTDIR/eval.json, OUTDIR/run.tar (the run, newest
+#          checkpoint only)
+#   suite  the whole test suite, in parallel                -> OUTDIR/suite.txt
+# Limits (seconds) by environment: TRAIN_LIMIT (default 420; the run is interrupted with
+# SIGINT, which stops it after the current step with a checkpoint), SUITE_LIMIT (150).
+# STEPS overrides the preset's steps and DEVICE the device (a dry run on a CPU).
+set -u
+out=${1:?usage: gpu_check.sh OUTDIR STAGE...}
+shift
+mkdir -p "$out"
+py=${PYTHON:-python3}
+dev=${DEVICE:-cuda}
+run=${RUN_DIR:-runs/gpu-mnist-dcgan-s0}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+stage_env() {
+    { date -u; nvidia-smi || true; nproc
+      $py -c "import sys, torch; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'cudnn', torch.backends.cudnn.version()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
+    } > "$out/env.txt" 2>&1
+}
+
+stage_tests() {
+    timeout 240 $py -m pytest -q -p no:cacheprovider tests/training/test_cuda.py tests/training/test_runtime.py \
+        > "$out/tests.txt" 2>&1
+    echo "tests rc=$?"
+}
+
+stage_bench() {
+    timeout 150 $py -m gankit bench --device "$dev" --rounds 3 --out "$out/bench_cuda.json" > "$out/bench_cuda.txt" 2>&1
+    echo "bench rc=$?"
+}
+
+stage_train() {
+    local t0 steps=()
+    t0=$(date +%s)
+    [ -n "${STEPS:-}" ] && steps=(--steps "$STEPS")
+    timeout -s INT -k 30 "${TRAIN_LIMIT:-420}" $py -m gankit train --preset mnist-dcgan --device "$dev" --seed 0 \
+        "${steps[@]}" --out "$run" > "$out/train.txt" 2>&1
+    echo "train rc=$? wall=$(( $(date +%s) - t0 )) s"
+    timeout 120 $py -m gankit eval "$run" --metrics fid --extractor classifier --json > "$out/eval.json" 2> "$out/eval.err"
+    echo "eval rc=$?"
+    # the run without its older checkpoints and per-step pictures: what scoring it elsewhere needs
+    local newest
+    newest=$(ls "$run"/checkpoints/step_*.pt | sort | tail -1)
+    tar -cf "$out/run.tar" --exclude='*/samples/*' --exclude='*/checkpoints/*' --exclude='*/tensorboard/*' "$run" \
+        && tar -rf "$out/run.tar" "$newest" "$newest.sha256"
+    echo "tar rc=$?"
+}
+
+stage_suite() {
+    timeout "${SUITE_LIMIT:-150}" $py -m pytest -v -rfE -p no:cacheprovider -n 12 tests > "$out/suite.txt" 2>&1
+    echo "suite rc=$?"
+}
+
+for s in "$@"; do
+    case $s in
+        env|tests|bench|train|suite) "stage_$s" ;;
+        *) echo "unknown stage $s" >&2; exit 2 ;;
+    esac
+done

@@ -79,6 +79,34 @@ def test_eval_images_raw_features(tmp_path):
     assert r["parzen_data"].startswith("log-likelihood of 64 images of npz:")
 
 
+def test_eval_device_option(toy_run, capsys):
+    """--device: cpu by default (the same scores as naming it); cuda without a GPU and names
+    that are no device end in one line and exit status 2."""
+    a = evaluate_run(toy_run, ["modes", "fid"], n=600, write=False)
+    b = evaluate_run(toy_run, ["modes", "fid"], n=600, write=False, device="cpu")
+    assert a == {**b, "eval_seconds": a["eval_seconds"]} and "device" not in a
+    for device, expect in (("cuda", "gankit: error: device 'cuda' asked for, but this torch has no CUDA device; "
+                                    "use --device cpu"),
+                           ("gpu", "gankit: error: --device must be cpu, cuda, cuda:N or auto, got 'gpu'")):
+        assert main(["eval", str(toy_run), "--n", "100", "--device", device]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [expect]
+
+
+def test_features_on_cuda_run_in_full_fp32(monkeypatch):
+    """On a CUDA device the feature extractors turn TF32 off (cuDNN's default for fp32
+    convolutions) and restore the flags afterwards; on a CPU they are left alone."""
+    import torch
+
+    from gankit.metrics.features import full_fp32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    with full_fp32(torch.device("cuda")):
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    with full_fp32(torch.device("cpu")):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+
+
 def test_parse_metrics():
     assert parse_metrics("fid, kid") == ["fid", "kid"]
     with pytest.raises(GankitError):

@@ -156,6 +156,8 @@ def _eval_parser(sub) -> None:
                    help="precision of the inception features: fp32 (the standard, default) or bf16 autocast "
                         "(about 2x faster on CPUs with bf16 units; see the README for how far it moves the FID)")
     e.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto: where the samples are "
+                                                   "drawn and the image features computed")
     e.add_argument("--json", action="store_true", help="print JSON")
     _add_checkpoint_flag(e)
 
@@ -350,7 +352,7 @@ def _cmd_eval(args) -> int:
     from .runs import evaluate_run
 
     r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
-                     checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
+                     checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats, device=args.device)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

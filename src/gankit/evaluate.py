@@ -83,7 +83,8 @@ def _classifiable(cfg: Config) -> bool:
 
 class Scorer:
     def __init__(self, cfg: Config, data_shape, metrics, n: int, extractor: str | None = None,
-                 seed: int = 0, parzen_validation: int = 10_000, precision: str = "fp32"):
+                 seed: int = 0, parzen_validation: int = 10_000, precision: str = "fp32",
+                 device: torch.device | str = "cpu"):
         self.cfg, self.metrics, self.n, self.seed = cfg, list(metrics), n, seed
         self.image = len(data_shape) == 3
         self.parzen_validation = parzen_validation
@@ -102,7 +103,7 @@ class Scorer:
             from .metrics.features import RawExtractor, get_extractor
             name = extractor or (default_extractor(cfg) if self.image else "raw")
             self.extractor = RawExtractor() if not self.image else get_extractor(name, cfg.data, cfg.data_dir or None,
-                                                                                   precision)
+                                                                                   precision).to(device)
             self.info["extractor"] = self.extractor.description
             self.info["fid_kind"] = {"inception": "standard FID (Inception-v3)",
                                      "classifier": "domain FID (classifier trained on the data set)",
@@ -313,9 +314,16 @@ def default_metrics(cfg: Config, image: bool) -> list[str]:
 
 
 def score_run(run, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
-              write: bool = True, precision: str = "fp32") -> dict:
+              write: bool = True, precision: str = "fp32", device: str = "cpu") -> dict:
     """Score a loaded :class:`~gankit.runs.Run`: ``metrics`` (default: modes and FID for the
-    toy mixtures, FID, KID and precision/recall otherwise) on ``n`` samples."""
+    toy mixtures, FID, KID and precision/recall otherwise) on ``n`` samples. ``device``
+    (cpu, cuda, cuda:N or auto) is where G draws them and the image features are computed;
+    the noise is drawn on the CPU, so a seed scores the same samples on every device, and
+    the other metrics are computed on the CPU."""
+    from .config import check_device_name
+    from .training.runtime import resolve_device
+    check_device_name(device, "--device")
+    dev = resolve_device(device)
     G, cfg = run.G, run.trained_config
     image = len(G.out_shape) == 3
     if metrics is None:
@@ -325,11 +333,16 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
     if not isinstance(n, int) or n < 2:
         raise GankitError(f"--n must be a whole number of at least 2, got {n}")
     check_sample_memory(n, tuple(G.out_shape), "an evaluation")
-    scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision)
+    scorer = Scorer(cfg, G.out_shape, metrics, n, extractor, seed, precision=precision, device=dev)
+    home = next(G.parameters()).device
+    try:
+        scores = scorer.score(G.to(dev))
+    finally:
+        G.to(home)
     results = {"run": str(run.path), "step": run.step, "checkpoint": run.checkpoint_path.name,
                "weights": run.weights, "bn_stats": run.bn_stats, "n": n,
                **({"classes": run.classes} if getattr(run, "classes", None) else {}),
-               **scorer.score(G), **scorer.info}
+               **({"device": str(dev)} if dev.type != "cpu" else {}), **scores, **scorer.info}
     if write:
         write_json(Path(run.path) / EVAL, results)
     return results

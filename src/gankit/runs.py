@@ -223,9 +223,9 @@ class Run:
         return torch.full((n,), self.class_index(label), dtype=torch.long)
 
     def evaluate(self, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
-                 write: bool = False) -> dict:
+                 write: bool = False, device: str = "cpu") -> dict:
         """Score the loaded checkpoint (the newest by default): see :func:`gankit.evaluate.score_run`."""
-        return score_run(self._loaded(), metrics, n, extractor, seed, write=write)
+        return score_run(self._loaded(), metrics, n, extractor, seed, write=write, device=device)
 
 
 def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpolate: bool | str = False,
@@ -402,11 +402,11 @@ def _save_picture(run: Run, x: torch.Tensor, out: Path, nrow: int | None = None)
 
 def evaluate_run(run_path, metrics=None, n: int | None = None, extractor: str | None = None, seed: int = 0,
                  write: bool = True, precision: str = "fp32", checkpoint: str = "latest",
-                 weights: str = "auto", bn_stats: str = "auto") -> dict:
+                 weights: str = "auto", bn_stats: str = "auto", device: str = "cpu") -> dict:
     """Score a checkpoint of a run (the newest by default; its EMA generator when it has one)
     with :func:`gankit.evaluate.score_run`; write ``RUN/eval.json``; return the results."""
     run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
-    return score_run(run, metrics, n, extractor, seed, write, precision)
+    return score_run(run, metrics, n, extractor, seed, write, precision, device)
 
 
 def info(run_path: str | Path) -> dict:

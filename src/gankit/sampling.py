@@ -38,7 +38,9 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
     """The samples of :func:`generate`, ``batch`` at a time (the same values): for outputs
     larger than memory, written as they come."""
     device = next(G.parameters()).device
-    gen = torch.Generator(device).manual_seed(seed) if z is None else None
+    # the noise is drawn on the CPU wherever G runs, so that a seed names the same samples
+    # on every device (CUDA's generator draws other numbers from the same seed)
+    gen = torch.Generator().manual_seed(seed) if z is None else None
     total = n if z is None else z.shape[0]
     classes = getattr(G, "num_classes", 0)
     if classes and labels is None:

@@ -13,6 +13,7 @@ Reference statistics of a data set are cached per data set, split and extractor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -30,6 +31,15 @@ class FeatureExtractor:
     name = "base"
     description = ""
     batch = 500  # images per forward pass
+    device = torch.device("cpu")
+    model: nn.Module | None = None
+
+    def to(self, device: torch.device | str) -> "FeatureExtractor":
+        """Compute the features on ``device`` (the images are moved there a batch at a time)."""
+        self.device = torch.device(device)
+        if self.model is not None:
+            self.model = self.model.to(self.device)
+        return self
 
     @property
     def tag(self) -> str:
@@ -39,13 +49,29 @@ class FeatureExtractor:
     def __call__(self, images: torch.Tensor, batch: int | None = None) -> np.ndarray:
         out = []
         batch = batch or self.batch
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32(self.device):
             for s in range(0, images.shape[0], batch):
-                out.append(self.features(images[s:s + batch].float()).double().cpu().numpy())
+                out.append(self.features(images[s:s + batch].to(self.device).float()).double().cpu().numpy())
         return np.concatenate(out)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def full_fp32(device: torch.device):
+    """On a CUDA device, fp32 convolutions and products in full fp32: torch lets cuDNN use
+    TF32 (10-bit mantissas) for convolutions by default, which would move the features, and
+    an FID, away from the reference protocol's. Restored afterwards; nothing on a CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 class RawExtractor(FeatureExtractor):
@@ -121,7 +147,7 @@ class InceptionExtractor(FeatureExtractor):
     def features(self, x):
         x = self.prepare(x)
         if self.dtype == torch.bfloat16:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
                 return self.model(x).float()
         return self.model(x)
 

@@ -92,19 +92,25 @@ def test_eval_device_option(toy_run, capsys):
         assert capsys.readouterr().err.strip().splitlines() == [expect]
 
 
-def test_features_on_cuda_run_in_full_fp32(monkeypatch):
+def test_features_on_cuda_run_in_full_fp32():
     """On a CUDA device the feature extractors turn TF32 off (cuDNN's default for fp32
     convolutions) and restore the flags afterwards; on a CPU they are left alone."""
     import torch
 
     from gankit.metrics.features import full_fp32
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    with full_fp32(torch.device("cuda")):
-        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-    with full_fp32(torch.device("cpu")):
-        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    # saved and restored by hand: torch's cuBLAS flags are computed attributes, which some
+    # pytest versions' monkeypatch cannot undo
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        with full_fp32(torch.device("cuda")):
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        assert cudnn.allow_tf32 and matmul.allow_tf32
+        with full_fp32(torch.device("cpu")):
+            assert cudnn.allow_tf32 and matmul.allow_tf32
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def test_parse_metrics():

@@ -3,13 +3,20 @@
 # mnist-dcgan preset trained on the GPU and scored (domain FID and class shares there; the
 # standard FID is computed afterwards from the returned run, see docs/performance.md).
 #
-# usage: benchmarks/gpu_check.sh OUTDIR STAGE...     STAGE: env tests bench train suite
+# usage: benchmarks/gpu_check.sh OUTDIR STAGE...     STAGE: env tests bench train search suite
 #   env    the GPU, driver, python and torch versions      -> OUTDIR/env.txt
 #   tests  the CUDA path's tests and the runtime tests      -> OUTDIR/tests.txt
 #   bench  gankit bench --device cuda (3 rounds per case)  -> OUTDIR/bench_cuda.{json,txt}
 #   train  gankit train --preset mnist-dcgan --device cuda, then gankit eval (domain FID,
 #          classes) -> OUTDIR/train.txt, OUTDIR/eval.json, OUTDIR/run.tar (the run, newest
 #          checkpoint only)
+#   search variants of the mnist-dcgan preset trained side by side on the one GPU (each run
+#          is bound by the host's kernel launches, so several share it), each then scored
+#          there (domain FID, classes) -> OUTDIR/search-NAME.tar: the run (newest checkpoint
+#          only) with train.txt and eval.json inside, for the standard FID elsewhere. The
+#          variants come from the file named by SEARCH, a line each: NAME SEED [gankit train
+#          options]; at most 7 (8 files come back from a lent machine, 16 MiB each: width 64
+#          only, whose run is 14 MiB)
 #   suite  the whole test suite, in parallel                -> OUTDIR/suite.txt
 # Limits (seconds) by environment: TRAIN_LIMIT (default 420; the run is interrupted with
 # SIGINT, which stops it after the current step with a checkpoint), SUITE_LIMIT (150).
@@ -50,12 +57,38 @@ stage_train() {
     echo "train rc=$? wall=$(( $(date +%s) - t0 )) s"
     timeout 120 $py -m gankit eval "$run" --metrics fid --extractor classifier --json > "$out/eval.json" 2> "$out/eval.err"
     echo "eval rc=$?"
-    # the run without its older checkpoints and per-step pictures: what scoring it elsewhere needs
-    local newest
-    newest=$(ls "$run"/checkpoints/step_*.pt | sort | tail -1)
-    tar -cf "$out/run.tar" --exclude='*/samples/*' --exclude='*/checkpoints/*' --exclude='*/tensorboard/*' "$run" \
-        && tar -rf "$out/run.tar" "$newest" "$newest.sha256"
+    pack_run "$run" "$out/run.tar"
     echo "tar rc=$?"
+}
+
+# the run without its older checkpoints and per-step pictures: what scoring it elsewhere needs
+pack_run() {
+    local run=$1 tarfile=$2 newest
+    newest=$(ls "$run"/checkpoints/step_*.pt | sort | tail -1)
+    tar -cf "$tarfile" --exclude='*/samples/*' --exclude='*/checkpoints/*' --exclude='*/tensorboard/*' "$run" \
+        && tar -rf "$tarfile" "$newest" "$newest.sha256"
+}
+
+stage_search() {
+    local name seed opts t0 names=()
+    t0=$(date +%s)
+    while read -r name seed opts; do
+        case $name in ''|'#'*) continue ;; esac
+        names+=("$name")
+        mkdir -p runs
+        # shellcheck disable=SC2086  # the options are words
+        timeout -s INT -k 30 "${TRAIN_LIMIT:-420}" $py -m gankit train --preset mnist-dcgan --device "$dev" \
+            --seed "$seed" $opts --out "runs/search-$name" > "runs/search-$name.txt" 2>&1 &
+    done < "${SEARCH:?SEARCH names the file of variants}"
+    wait
+    echo "search: ${#names[@]} runs side by side, wall=$(( $(date +%s) - t0 )) s" | tee "$out/search.txt"
+    for name in "${names[@]}"; do
+        mv "runs/search-$name.txt" "runs/search-$name/train.txt" || continue
+        timeout 120 $py -m gankit eval "runs/search-$name" --metrics fid --extractor classifier --json \
+            > "runs/search-$name/eval_domain.json" 2>> "runs/search-$name/train.txt"
+        echo "eval $name rc=$?" | tee -a "$out/search.txt"
+        pack_run "runs/search-$name" "$out/search-$name.tar"
+    done
 }
 
 stage_suite() {
@@ -65,7 +98,7 @@ stage_suite() {
 
 for s in "$@"; do
     case $s in
-        env|tests|bench|train|suite) "stage_$s" ;;
+        env|tests|bench|train|search|suite) "stage_$s" ;;
         *) echo "unknown stage $s" >&2; exit 2 ;;
     esac
 done

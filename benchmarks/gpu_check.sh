@@ -15,8 +15,8 @@
 #          there (domain FID, classes) -> OUTDIR/search-NAME.tar: the run (newest checkpoint
 #          only) with train.txt and eval.json inside, for the standard FID elsewhere. The
 #          variants come from the file named by SEARCH, a line each: NAME SEED [gankit train
-#          options]; at most 7 (8 files come back from a lent machine, 16 MiB each: width 64
-#          only, whose run is 14 MiB)
+#          options]; at most 7 (8 files come back from a lent machine, 16 MiB each: a run of
+#          width 64 is 14 MiB; with SLIM=1, see pack_run, width 96 fits too)
 #   suite  the whole test suite, in parallel                -> OUTDIR/suite.txt
 # Limits (seconds) by environment: TRAIN_LIMIT (default 420; the run is interrupted with
 # SIGINT, which stops it after the current step with a checkpoint), SUITE_LIMIT (150).
@@ -61,10 +61,23 @@ stage_train() {
     echo "tar rc=$?"
 }
 
-# the run without its older checkpoints and per-step pictures: what scoring it elsewhere needs
+# the run without its older checkpoints and per-step pictures: what scoring it elsewhere needs.
+# With SLIM=1 the newest checkpoint's optimiser states are emptied first (about half its size),
+# so that a wider model's run comes back under 16 MiB: such a run can be scored, not resumed.
 pack_run() {
     local run=$1 tarfile=$2 newest
     newest=$(ls "$run"/checkpoints/step_*.pt | sort | tail -1)
+    [ "${SLIM:-0}" = 1 ] && $py - "$newest" <<'EOF'
+import sys
+from pathlib import Path
+
+from gankit.training.checkpoint import load_checkpoint, save_checkpoint
+
+path = Path(sys.argv[1])
+ckpt = load_checkpoint(path)
+ckpt.update(opt_g={}, opt_d={})
+save_checkpoint(path.parent.parent, ckpt, name=path.name)
+EOF
     tar -cf "$tarfile" --exclude='*/samples/*' --exclude='*/checkpoints/*' --exclude='*/tensorboard/*' "$run" \
         && tar -rf "$tarfile" "$newest" "$newest.sha256"
 }

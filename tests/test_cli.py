@@ -164,6 +164,27 @@ def test_resume_refuses_to_change_the_game(run, capsys):
     assert _snapshot(run) == before
 
 
+def test_resume_refuses_a_checkpoint_without_optimiser_states(run, tmp_path, capsys):
+    """A checkpoint whose optimiser states were emptied (benchmarks/gpu_check.sh's SLIM
+    copies) is scored, and refused with one line when resumed, its file left as it was."""
+    import shutil
+
+    from gankit.training.checkpoint import load_checkpoint, save_checkpoint
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    path = copy / "checkpoints/step_000030.pt"
+    ckpt = load_checkpoint(path)
+    ckpt.update(opt_g={}, opt_d={})
+    save_checkpoint(copy, ckpt, name=path.name)
+    body = path.read_bytes()
+    assert main(["eval", str(copy), "--n", "100", "--metrics", "modes"]) == 0
+    capsys.readouterr()
+    assert _error(capsys, ["train", "--resume", str(copy), "--steps", "40"]) == (
+        "gankit: error: this checkpoint holds no optimiser states (a copy kept for sampling and scoring): "
+        "it cannot be resumed")
+    assert path.read_bytes() == body and not (copy / "checkpoints/step_000040.pt").exists()
+
+
 def test_resume_without_checkpoint(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "config.yaml").write_text("steps: 10\n")

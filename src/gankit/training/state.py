@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..errors import GankitError
 from .checkpoint import rng_state, set_rng_state
 from .loop import GANTrainer
 
@@ -86,6 +87,9 @@ class TrainingState:
         """Put the run back in the state of checkpoint ``ck`` (models, optimizers, scaler,
         data position, random streams, step, learning-rate scale)."""
         t = self.trainer
+        if not ck["opt_g"] or not ck["opt_d"]:
+            raise GankitError("this checkpoint holds no optimiser states (a copy kept for sampling and "
+                              "scoring): it cannot be resumed")
         t.G.load_state_dict(ck["G"])
         t.D.load_state_dict(ck["D"])
         t.opt_g.load_state_dict(ck["opt_g"])

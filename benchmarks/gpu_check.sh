@@ -85,10 +85,10 @@ EOF
 stage_search() {
     local name seed opts t0 names=()
     t0=$(date +%s)
+    mkdir -p runs
     while read -r name seed opts; do
         case $name in ''|'#'*) continue ;; esac
         names+=("$name")
-        mkdir -p runs
         # shellcheck disable=SC2086  # the options are words
         timeout -s INT -k 30 "${TRAIN_LIMIT:-420}" $py -m gankit train --preset mnist-dcgan --device "$dev" \
             --seed "$seed" $opts --out "runs/search-$name" > "runs/search-$name.txt" 2>&1 &

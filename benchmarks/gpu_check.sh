@@ -67,17 +67,7 @@ stage_train() {
 pack_run() {
     local run=$1 tarfile=$2 newest
     newest=$(ls "$run"/checkpoints/step_*.pt | sort | tail -1)
-    [ "${SLIM:-0}" = 1 ] && $py - "$newest" <<'EOF'
-import sys
-from pathlib import Path
-
-from gankit.training.checkpoint import load_checkpoint, save_checkpoint
-
-path = Path(sys.argv[1])
-ckpt = load_checkpoint(path)
-ckpt.update(opt_g={}, opt_d={})
-save_checkpoint(path.parent.parent, ckpt, name=path.name)
-EOF
+    [ "${SLIM:-0}" = 1 ] && $py -c 'import sys; from gankit.training.checkpoint import drop_optimizer_states as d; d(sys.argv[1])' "$newest"
     tar -cf "$tarfile" --exclude='*/samples/*' --exclude='*/checkpoints/*' --exclude='*/tensorboard/*' "$run" \
         && tar -rf "$tarfile" "$newest" "$newest.sha256"
 }

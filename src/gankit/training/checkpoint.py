@@ -93,6 +93,16 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any], keep: int = 3, name:
     return path
 
 
+def drop_optimizer_states(path: Path) -> Path:
+    """Rewrite checkpoint ``path`` in place without its optimiser states (about half its
+    size): a copy that samples and scores as before, and that ``gankit train --resume``
+    refuses (``TrainingState.load_state_dict``). benchmarks/gpu_check.sh's ``SLIM=1``."""
+    path = Path(path)
+    payload = load_checkpoint(path)
+    payload.update(opt_g={}, opt_d={})
+    return save_checkpoint(path.parent.parent, payload, name=path.name)
+
+
 def sidecar(path: Path) -> Path:
     """Where a checkpoint's SHA-256 is kept: ``NAME.pt.sha256``."""
     return Path(path).with_name(Path(path).name + ".sha256")

@@ -15,7 +15,8 @@ Variants: ``preset`` (R1 γ 1 every 16 D steps, EMA half-life 10 kimg), ``no_r1`
 ``spectral_norm`` (the preset plus spectral normalisation of D). EMA off is ``raw``. The
 base is the mnist-dcgan preset of 2026-12-02 (``BASE``), which the results in
 docs/results.md measure, not the preset of today (γ 0.1, half-life 100 kimg, standing
-statistics since 2026-12-03; Adam 4e-4 since 2026-12-04); the JSON records it, and a file
+statistics since 2026-12-03; Adam 4e-4 since 2026-12-04; width 96 since 2026-12-06); the
+JSON records it, and a file
 with another base is refused.
 
 The JSON is rewritten after every run and read back at the start: the (seed, variant) pairs
@@ -41,7 +42,7 @@ except ImportError:  # run as a module
 
 # The preset's stabiliser settings on 2026-12-02, pinned so that resuming an ablation or
 # adding a seed trains what the existing JSON measured.
-BASE = {"r1": 1.0, "ema_kimg": 10, "bn_stats": "running", "lr_g": 2e-4, "lr_d": 2e-4}
+BASE = {"r1": 1.0, "ema_kimg": 10, "bn_stats": "running", "lr_g": 2e-4, "lr_d": 2e-4, "width": 64}
 VARIANTS = {"preset": {}, "no_r1": {"r1": 0.0}, "spectral_norm": {"spectral_norm": True}}
 SCORES = {"raw": ("raw", "running"), "ema": ("ema", "running"), "ema_standing": ("ema", "standing")}
 
@@ -78,7 +79,8 @@ def main() -> None:
             raise SystemExit(f"{out} holds runs of {done.get('steps')} steps in {done.get('precision')}; "
                              "give another --out")
         # files written before the base was recorded used BASE, and before its learning
-        # rates were recorded (2026-12-04) BASE's 2e-4: what a file leaves out is BASE's
+        # rates (2026-12-04) and width (2026-12-06) were recorded, BASE's 2e-4 and 64: what a
+        # file leaves out is BASE's
         if {**BASE, **done.get("base", {})} != BASE:
             raise SystemExit(f"{out} holds runs over another base ({done['base']}); give another --out")
         runs = done["runs"]

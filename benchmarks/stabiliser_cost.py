@@ -1,6 +1,6 @@
 """What each stabiliser costs in training-step time, measured in one run (docs/results.md).
 
-For a base configuration (the mnist-dcgan preset on MNIST without its R1 and EMA, or the
+For a base configuration (the mnist-dcgan preset on MNIST at width 64 without its R1 and EMA, or the
 defaults on grid25), builds one trainer per variant (EMA, lazy R1, spectral norm,
 DiffAugment, …) in this one process, as ``gankit train`` assembles it, warms each up, then
 runs them in turn in rounds of ``--round`` steps (16: every round holds exactly one of lazy
@@ -32,8 +32,10 @@ try:
 except ImportError:  # run as a module
     from benchmarks._common import write_json
 
-# The bases are unregularised: the mnist-dcgan preset without its own R1 and EMA.
-BASES = {"mnist-dcgan": {**load_preset("mnist-dcgan"), "r1": 0.0, "ema_kimg": 0.0}, "grid25": {"data": "grid25"}}
+# The bases are unregularised: the mnist-dcgan preset without its own R1 and EMA, at width
+# 64 (the preset's width until 2026-12-06, which the costs in docs/results.md measure).
+BASES = {"mnist-dcgan": {**load_preset("mnist-dcgan"), "r1": 0.0, "ema_kimg": 0.0, "width": 64},
+         "grid25": {"data": "grid25"}}
 VARIANTS = {
     "base": {},
     "ema": {"ema_kimg": 10.0},

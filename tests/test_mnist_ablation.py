@@ -13,7 +13,7 @@ import mnist_ablation  # noqa: E402
 def test_base_is_the_preset_the_results_measured():
     from _common import preset_config
     cfg = preset_config("mnist-dcgan", mnist_ablation.BASE, mnist_ablation.VARIANTS["preset"], {})
-    assert (cfg.r1, cfg.ema_kimg, cfg.bn_stats, cfg.lr_g, cfg.lr_d) == (1.0, 10, "running", 2e-4, 2e-4)
+    assert (cfg.r1, cfg.ema_kimg, cfg.bn_stats, cfg.lr_g, cfg.lr_d, cfg.width) == (1.0, 10, "running", 2e-4, 2e-4, 64)
     cfg = preset_config("mnist-dcgan", mnist_ablation.BASE, mnist_ablation.VARIANTS["no_r1"], {})
     assert (cfg.r1, cfg.ema_kimg) == (0.0, 10)
 

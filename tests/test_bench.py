@@ -100,3 +100,18 @@ def test_reference_paper_model_uses_torch_dropout():
     assert not any(isinstance(m, Dropout) for m in ref.D.modules())
     assert [m.p for m in ours.trainer.D.modules() if isinstance(m, Dropout)] == ref_p
     ref.run(2)  # and it trains
+
+
+def test_mnist_dcgan_case_keeps_width_64_and_the_rest_of_the_preset(monkeypatch):
+    """The preset became width 96; the bench case keeps the workload its ratios were taken on."""
+    import numpy as np
+
+    import gankit.data
+    from gankit.bench import make_case
+    from gankit.config import load_preset
+    monkeypatch.setattr(gankit.data, "load_images", lambda *a, **k: (np.zeros((8, 1, 28, 28), np.uint8), None))
+    case = make_case("mnist-dcgan")
+    preset = load_preset("mnist-dcgan")
+    assert preset["width"] == 96 and case.cfg.width == 64
+    assert (case.cfg.lr_g, case.cfg.r1, case.cfg.batch_size) == (preset["lr_g"], preset["r1"], preset["batch_size"])
+    assert case.epoch_images == 8

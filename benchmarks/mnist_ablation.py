@@ -16,8 +16,7 @@ Variants: ``preset`` (R1 γ 1 every 16 D steps, EMA half-life 10 kimg), ``no_r1`
 base is the mnist-dcgan preset of 2026-12-02 (``BASE``), which the results in
 docs/results.md measure, not the preset of today (γ 0.1, half-life 100 kimg, standing
 statistics since 2026-12-03; Adam 4e-4 since 2026-12-04; width 96 since 2026-12-06); the
-JSON records it, and a file
-with another base is refused.
+JSON records it, and a file with another base is refused.
 
 The JSON is rewritten after every run and read back at the start: the (seed, variant) pairs
 it holds are not trained again, so an ablation stopped between runs continues where it

@@ -1,7 +1,7 @@
 """What each stabiliser costs in training-step time, measured in one run (docs/results.md).
 
-For a base configuration (the mnist-dcgan preset on MNIST at width 64 without its R1 and EMA, or the
-defaults on grid25), builds one trainer per variant (EMA, lazy R1, spectral norm,
+For a base configuration (the mnist-dcgan preset on MNIST at width 64 without its R1 and
+EMA, or the defaults on grid25), builds one trainer per variant (EMA, lazy R1, spectral norm,
 DiffAugment, …) in this one process, as ``gankit train`` assembles it, warms each up, then
 runs them in turn in rounds of ``--round`` steps (16: every round holds exactly one of lazy
 R1's every-16 steps), ``--rounds`` times. Each variant's round is compared with the base's

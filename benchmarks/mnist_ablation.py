@@ -77,9 +77,9 @@ def main() -> None:
         if (done.get("steps"), done.get("precision")) != (a.steps, a.precision):
             raise SystemExit(f"{out} holds runs of {done.get('steps')} steps in {done.get('precision')}; "
                              "give another --out")
-        # files written before the base was recorded used BASE, and before its learning
-        # rates (2026-12-04) and width (2026-12-06) were recorded, BASE's 2e-4 and 64: what a
-        # file leaves out is BASE's
+        # files written before the base was recorded used BASE, and those written before its
+        # learning rates (2026-12-04) and width (2026-12-06) were recorded used BASE's 2e-4
+        # and 64: what a file leaves out is BASE's
         if {**BASE, **done.get("base", {})} != BASE:
             raise SystemExit(f"{out} holds runs over another base ({done['base']}); give another --out")
         runs = done["runs"]

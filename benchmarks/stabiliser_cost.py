@@ -20,10 +20,13 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from gankit.config import Config, load_preset
+from gankit.training import regularizers
 from gankit.training.distributed import Dist
 from gankit.training.run import build_components
 
@@ -42,6 +45,8 @@ VARIANTS = {
     "r1 lazy (every 16)": {"r1": 0.1, "reg_every": 16},
     "r1 lazy (every 4)": {"r1": 0.1, "reg_every": 4},
     "spectral norm": {"spectral_norm": True},
+    # torch's parametrization as it comes (F.normalize, autograd through σ): gankit's before 2026-12-07
+    "spectral norm, torch's own calls": {"spectral_norm": True, "sn_calls": "torch"},
     # torch's behaviour in training mode: a power iteration in G's step too (gankit's before 2026-12-01)
     "spectral norm, iterating in G's step": {"spectral_norm": True, "trainer": {"sn_iterate_in_g_step": True}},
     "augment (translation, cutout)": {"augment": "translation,cutout"},
@@ -54,7 +59,12 @@ def build_trainer(options: dict):
     """The trainer ``gankit train`` builds for ``options`` (training/run.py), without a run
     directory; ``options["trainer"]`` sets attributes of the trainer that are not options."""
     attributes = options.pop("trainer", {})
-    trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
+    calls = options.pop("sn_calls", None)
+    if calls == "torch":       # D built with torch's own parametrization class
+        with mock.patch.object(regularizers, "SpectralNorm", _SpectralNorm):
+            trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
+    else:
+        trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
     for name, value in attributes.items():
         setattr(trainer, name, value)
     return trainer

@@ -13,6 +13,7 @@ from gankit.rundir import list_checkpoints
 from gankit.training.checkpoint import load_checkpoint
 from gankit.training.regularizers import (
     EMA,
+    SpectralNorm,
     diff_augment,
     gradient_penalty,
     pack,
@@ -59,6 +60,52 @@ def test_spectral_norm_makes_every_weight_1_lipschitz():
     for m in (D[0], D[3]):
         w = m.weight.reshape(m.weight.shape[0], -1)      # what the parametrization normalises
         assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spectral_norm_is_torchs_parametrization_bitwise(dtype, autocast):
+    """gankit's SpectralNorm takes fewer calls than torch's own parametrization and computes
+    the same: initial u, v, normalised weights, gradients and advanced u, v are bitwise
+    torch's, for linear, convolutional and transposed-convolutional layers, in training mode
+    with a graph (D's step), without one (G's step) and in eval mode; its state dict has
+    torch's keys, so checkpoints of either load into the other."""
+    def net():
+        return nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.ConvTranspose2d(8, 6, 4, 2, 1),
+                             nn.Flatten(), nn.Linear(6 * 8 * 8, 1)).to(dtype)
+
+    torch.manual_seed(0)
+    ref = net()
+    for m in ref:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(m)
+    torch.manual_seed(0)
+    ours = spectral_normalize(net())
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert sum(isinstance(m, SpectralNorm) for m in ours.modules()) == 3
+    x = torch.randn(5, 3, 8, 8, dtype=dtype)
+
+    def same_state():
+        return all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), ours.state_dict().values()))
+
+    for _ in range(3):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            losses = [d(x).float().square().sum() for d in (ref, ours)]
+        for loss in losses:
+            loss.backward()
+        assert torch.equal(*losses) and same_state()
+        assert all(torch.equal(a.grad, b.grad) for a, b in zip(ref.parameters(), ours.parameters()))
+        with torch.no_grad():                             # training mode without a graph: iterates
+            assert torch.equal(ref(x), ours(x)) and same_state()
+            for a, b in zip(ref.parameters(), ours.parameters()):
+                a -= 0.1 * a.grad
+                b -= 0.1 * b.grad
+                a.grad = b.grad = None
+    for d in (ref, ours):
+        d.eval().requires_grad_(False)                    # as in G's step: no iteration, no graph
+    assert torch.equal(ref(x), ours(x)) and same_state()
+    ref.load_state_dict(ours.state_dict())
+    ours.load_state_dict(ref.state_dict())
 
 
 # ---------------------------------------------------------------------- gradient penalties
@@ -183,29 +230,27 @@ def test_spectral_norm_power_iteration_once_per_d_step(r1, in_g_step, monkeypatc
     same weights: the spectral-norm parametrization runs once per layer per D step, with one
     power iteration; G's step normalises by σ = uᵀWv with those u, v and does not iterate
     (unless ``sn_iterate_in_g_step``, torch's own behaviour); the weights stay σ ≈ 1."""
-    from torch.nn.utils.parametrizations import _SpectralNorm
-
     from gankit.data import make_source
     from gankit.models.mlp import MLPDiscriminator, MLPGenerator
     from gankit.training.loop import GANTrainer
-    from gankit.training.regularizers import Stabilizers, spectral_normalize
+    from gankit.training.regularizers import SpectralNorm, Stabilizers, spectral_normalize
 
     torch.manual_seed(0)
     G, D = MLPGenerator(4, (2,), hidden=16, depth=2), spectral_normalize(MLPDiscriminator((2,), hidden=16, depth=2))
-    sn = [m for m in D.modules() if isinstance(m, _SpectralNorm)]
+    sn = [m for m in D.modules() if isinstance(m, SpectralNorm)]
     t = GANTrainer(G, D, torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01),
                    make_source("ring8", torch.device("cpu")), "nonsaturating", 1, 8, 4, "normal",
                    torch.Generator().manual_seed(1), torch.Generator().manual_seed(2), stab=Stabilizers(r1=r1),
                    sn_iterate_in_g_step=in_g_step)
     calls, iterations = [], []
-    forward, power = _SpectralNorm.forward, _SpectralNorm._power_method
-    monkeypatch.setattr(_SpectralNorm, "forward", lambda self, w: calls.append(1) or forward(self, w))
-    monkeypatch.setattr(_SpectralNorm, "_power_method", lambda self, w, n: iterations.append(n) or power(self, w, n))
+    forward, power = SpectralNorm.forward, SpectralNorm._power_method
+    monkeypatch.setattr(SpectralNorm, "forward", lambda self, w: calls.append(1) or forward(self, w))
+    monkeypatch.setattr(SpectralNorm, "_power_method", lambda self, w, n: iterations.append(n) or power(self, w, n))
     t.discriminator_step()
     assert len(calls) == len(iterations) == len(sn) >= 2 and set(iterations) == {1}
     uv = [(m._u.clone(), m._v.clone()) for m in sn]
     seen = []
-    monkeypatch.setattr(_SpectralNorm, "forward", lambda self, w: seen.append((self, w.detach().clone(), forward(
+    monkeypatch.setattr(SpectralNorm, "forward", lambda self, w: seen.append((self, w.detach().clone(), forward(
         self, w).detach())) or seen[-1][2])
     t.generator_step()
     assert len(seen) == len(sn) and len(iterations) == len(sn) * (2 if in_g_step else 1)
@@ -214,7 +259,7 @@ def test_spectral_norm_power_iteration_once_per_d_step(r1, in_g_step, monkeypatc
         for (m, w, w_sn), (u, v) in zip(seen, uv):
             assert torch.equal(m._u, u) and torch.equal(m._v, v)
             torch.testing.assert_close(w_sn, w / torch.vdot(u, torch.mv(w.flatten(1), v)), rtol=1e-6, atol=0)
-    monkeypatch.setattr(_SpectralNorm, "forward", forward)
+    monkeypatch.setattr(SpectralNorm, "forward", forward)
     for m in D.modules():
         if isinstance(m, torch.nn.Linear) and hasattr(m, "parametrizations"):
             sigma = torch.linalg.matrix_norm(m.weight.detach().double(), ord=2)

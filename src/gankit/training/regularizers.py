@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm  # subclassed: its buffers, init, state dict
 
 
 @dataclass
@@ -87,15 +89,44 @@ class EMA:
 
 
 # ---------------------------------------------------------------------- spectral normalisation
+class SpectralNorm(_SpectralNorm):
+    """torch's spectral-norm parametrization (Miyato et al. 2018: W / σ, σ = uᵀWv, u and v
+    advanced by one power iteration per forward pass in training mode), with its buffers,
+    state dict, initialisation, values and gradients bitwise, computed in fewer calls. On a
+    small D the cost of spectral norm is the number of calls, not their arithmetic
+    (docs/results.md, "What each stabiliser costs"), so the power iteration normalises u and
+    v in place with one norm and one division each (``F.normalize`` with ``out=`` takes four
+    calls behind its Python checks), and a pass without a graph (G's step, where D is
+    fixed) takes no copies of u and v (torch copies them for the graph of an earlier pass).
+    """
+
+    @torch.no_grad()
+    def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+        for _ in range(n_power_iterations):
+            for out, mat, vec in ((self._u, weight_mat, self._v), (self._v, weight_mat.H, self._u)):
+                torch.mv(mat, vec, out=out)
+                out.div_(torch.linalg.vector_norm(out).clamp_min_(self.eps))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if weight.ndim == 1 or (weight.requires_grad and torch.is_grad_enabled()):
+            return super().forward(weight)
+        mat = self._reshape_weight_to_matrix(weight)
+        if self.training:
+            self._power_method(mat, self.n_power_iterations)
+        return weight / torch.vdot(self._u, torch.mv(mat, self._v))
+
+
 def spectral_normalize(D: nn.Module) -> nn.Module:
     """Divide every weight of D's linear and convolutional layers by its largest singular
-    value, estimated by power iteration (torch's parametrization, Miyato et al. 2018). In
-    place; returns D. The trainer runs one iteration per D step: D's passes within the step
-    share one computation of the weights, and G's step reuses the step's u, v
-    (``GANTrainer.sn_iterate_in_g_step``)."""
+    value, estimated by power iteration (:class:`SpectralNorm`, torch's parametrization in
+    fewer calls; dimension 1 for transposed convolutions, as ``torch.nn.utils.
+    parametrizations.spectral_norm`` takes it). In place; returns D. The trainer runs one
+    iteration per D step: D's passes within the step share one computation of the weights,
+    and G's step reuses the step's u, v (``GANTrainer.sn_iterate_in_g_step``)."""
     for m in list(D.modules()):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(m, "parametrizations"):
-            nn.utils.parametrizations.spectral_norm(m)
+            dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
+            parametrize.register_parametrization(m, "weight", SpectralNorm(m.weight, dim=dim))
     return D
 
 

@@ -180,6 +180,20 @@ def test_diff_augment_transforms_and_is_differentiable():
     assert torch.equal(a, y)                               # reproducible from its stream
 
 
+def test_diff_augment_of_a_slice_is_that_slice_of_the_whole_batch():
+    """Under torchrun each process holds a slice of the global batch: the transforms are
+    drawn for the whole batch, so the processes' augmented slices, put together, are the
+    batch one process augments, and every process's stream advances alike."""
+    x = torch.rand(8, 3, 16, 16)
+    policy = ["color", "translation", "cutout"]
+    whole = diff_augment(x, policy, torch.Generator().manual_seed(3))
+    gens = [torch.Generator().manual_seed(3) for _ in range(2)]
+    parts = [diff_augment(x[r * 4:(r + 1) * 4], policy, gens[r], (r, 2)) for r in range(2)]
+    assert torch.equal(torch.cat(parts), whole)
+    assert torch.equal(gens[0].get_state(), gens[1].get_state())
+    assert not torch.equal(parts[0], diff_augment(x[:4], policy, torch.Generator().manual_seed(3)))
+
+
 # ---------------------------------------------------------------------- in training
 STAB = ["--ema-kimg", "0.5", "--spectral-norm", "--r1", "1.0", "--r2", "0.5", "--reg-every", "2", "--pack", "2"]
 IMAGES = ["--model", "dcgan", "--data", "fake:1,28,28", "--width", "8", "--z-dim", "16", "--batch-size", "8",

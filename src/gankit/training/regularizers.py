@@ -29,11 +29,12 @@ class Stabilizers:
     reg_every: int = 1                              # lazy regularisation: every N D steps, weight γ·N
     ema: "EMA | None" = None
     bn_stats: str = "running"                       # "standing": samples from G with recomputed statistics
+    part: tuple = (0, 1)                            # (rank, processes): this process's share of a batch
 
     def d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: augmented (images), then packed."""
         if self.augment:
-            x = diff_augment(x, list(self.augment), self.augment_generator)
+            x = diff_augment(x, list(self.augment), self.augment_generator, self.part)
         return pack(x, self.pack)
 
     def penalty(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor, d_step: int,
@@ -174,37 +175,49 @@ def parse_policy(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()] if text else []
 
 
-def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator | None = None,
+                 part: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020): the same kinds of random, differentiable transforms
     for every image D sees, real or generated: ``color`` (brightness, saturation, contrast),
     ``translation`` (by up to 1/8 of the size, zero-filled) and ``cutout`` (a zeroed square
-    of half the size). Draws from ``generator`` (a run's own stream, for exact resume)."""
+    of half the size). Draws from ``generator`` (a run's own stream, for exact resume).
+    ``x`` is part ``rank`` of ``processes`` equal slices of a global batch (``part``): the
+    transforms are drawn for the whole batch and this slice's are applied, so N processes
+    augment each image as one process does."""
     if x.ndim != 4 or not policy:
         return x
     for p in policy:
-        x = _AUGMENTS[p](x, generator)
+        x = _AUGMENTS[p](x, _Draws(generator, part, x))
     return x
 
 
-def _rand(x: torch.Tensor, generator, *shape) -> torch.Tensor:
-    dev = generator.device if generator is not None else x.device
-    return torch.rand(*shape, generator=generator, device=dev).to(x.device, x.dtype)
+class _Draws:
+    """Uniform draws for a global batch of which ``x`` is the slice ``part`` = (rank,
+    processes); ``draw(n, *rest)`` returns this slice's n rows, in ``x``'s device and dtype."""
+
+    def __init__(self, generator: torch.Generator | None, part: tuple[int, int], x: torch.Tensor):
+        self.generator, (self.rank, self.processes), self.x = generator, part, x
+
+    def __call__(self, n: int, *rest: int) -> torch.Tensor:
+        dev = self.generator.device if self.generator is not None else self.x.device
+        u = torch.rand(n * self.processes, *rest, generator=self.generator, device=dev)
+        return u[self.rank * n:(self.rank + 1) * n].to(self.x.device, self.x.dtype)
 
 
-def _color(x, g):
+def _color(x, rand):
     n = x.shape[0]
-    x = x + (_rand(x, g, n, 1, 1, 1) - 0.5)
+    x = x + (rand(n, 1, 1, 1) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_rand(x, g, n, 1, 1, 1) * 2) + mean
+    x = (x - mean) * (rand(n, 1, 1, 1) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_rand(x, g, n, 1, 1, 1) + 0.5) + mean
+    return (x - mean) * (rand(n, 1, 1, 1) + 0.5) + mean
 
 
-def _translation(x, g, ratio: float = 0.125):
+def _translation(x, rand, ratio: float = 0.125):
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    dy = (_rand(x, g, n) * (2 * sh + 1)).floor().long().clamp(max=2 * sh) - sh
-    dx = (_rand(x, g, n) * (2 * sw + 1)).floor().long().clamp(max=2 * sw) - sw
+    dy = (rand(n) * (2 * sh + 1)).floor().long().clamp(max=2 * sh) - sh
+    dx = (rand(n) * (2 * sw + 1)).floor().long().clamp(max=2 * sw) - sw
     ys = (torch.arange(h, device=x.device)[None, :] - dy[:, None]).clamp(-1, h)
     xs = (torch.arange(w, device=x.device)[None, :] - dx[:, None]).clamp(-1, w)
     padded = F.pad(x, (1, 1, 1, 1))                       # index -1 and h land on zeros
@@ -213,11 +226,11 @@ def _translation(x, g, ratio: float = 0.125):
         memory_format=torch.channels_last) else rows.permute(0, 3, 1, 2).contiguous()
 
 
-def _cutout(x, g, ratio: float = 0.5):
+def _cutout(x, rand, ratio: float = 0.5):
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = (_rand(x, g, n) * (h + 1 - ch % 2)).floor().long()
-    cx = (_rand(x, g, n) * (w + 1 - cw % 2)).floor().long()
+    cy = (rand(n) * (h + 1 - ch % 2)).floor().long()
+    cx = (rand(n) * (w + 1 - cw % 2)).floor().long()
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
     inside = ((ys - cy[:, None, None] + ch // 2).clamp(0) < ch) & (ys >= cy[:, None, None] - ch // 2) & \

@@ -219,7 +219,7 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
                          G_train=wrap(G, dd, device), D_train=wrap(D, dd, device),
                          class_probs=fake_label_probs(cfg, source, device) if classes else None,
                          aux_weight=cfg.aux_classifier if classes else 0.0,
-                         stab=make_stabilizers(cfg, G, device, seeds))
+                         stab=make_stabilizers(cfg, G, device, seeds, dd))
     runtime = {"device": str(device), "precision": precision, "threads": threads, "cpu_kernels": kernels,
                "processes": dd.world, **provenance()}
     return Components(source, trainer, runtime, seeds, scorer, metrics)
@@ -232,14 +232,16 @@ def provenance() -> dict:
             "command": command_line()}
 
 
-def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seeds: dict) -> Stabilizers:
+def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seeds: dict,
+                     dd: Dist | None = None) -> Stabilizers:
     """EMA, packing, augmentation and gradient penalties as configured (all off by default);
-    augmentation draws from its own stream (saved in checkpoints)."""
+    augmentation draws from its own stream (saved in checkpoints), for the global batch, of
+    which each of ``dd``'s processes applies its own slice's."""
     policy = tuple(p.strip() for p in cfg.augment.split(",") if p.strip())
     return Stabilizers(pack=cfg.pack, augment=policy, r1=cfg.r1, r2=cfg.r2, reg_every=cfg.reg_every,
                        augment_generator=torch.Generator(device).manual_seed(seeds["augment"]) if policy else None,
                        ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None,
-                       bn_stats=cfg.bn_stats)
+                       bn_stats=cfg.bn_stats, part=(dd.rank, dd.world) if dd is not None else (0, 1))
 
 
 def fake_label_probs(cfg: Config, source, device: torch.device) -> torch.Tensor:

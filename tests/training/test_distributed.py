@@ -113,17 +113,22 @@ def test_conditional_two_ranks_equal_one_rank(tmp_path, extra):
     assert _max_diff(tmp_path / "one/checkpoints/step_000030.pt", tmp_path / "two/checkpoints/step_000030.pt") < 1e-5
 
 
+def _squares(path, size):
+    """96 images of one bright rectangle each, as an npz data set."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = np.zeros((96, size, size), np.uint8)
+    for img, (r, c) in zip(x, rng.integers(0, size - 6, (96, 2))):
+        img[r:r + 6, c:c + 5] = 255
+    np.savez(path, images=x)
+    return f"npz:{path}"
+
+
 def test_stabilisers_two_ranks_equal_one_rank(tmp_path):
     """EMA, spectral norm, lazy R1 and R2, packing and DiffAugment (drawn for the global
     batch) on 2 gloo processes equal 1 process with the same global batch (fp32; in bf16
     the two differ by rounding, with or without stabilisers)."""
-    import numpy as np
-    rng = np.random.default_rng(0)
-    x = np.zeros((96, 16, 16), np.uint8)
-    for img, (r, c) in zip(x, rng.integers(0, 10, (96, 2))):
-        img[r:r + 6, c:c + 5] = 255
-    np.savez(tmp_path / "sq.npz", images=x)
-    args = ["--data", f"npz:{tmp_path / 'sq.npz'}", "--model", "mlp", "--z-dim", "8", "--steps", "8",
+    args = ["--data", _squares(tmp_path / "sq.npz", 16), "--model", "mlp", "--z-dim", "8", "--steps", "8",
             "--batch-size", "16", "--checkpoint-every", "8", "--ema-kimg", "0.05", "--spectral-norm", "--r1", "0.1",
             "--r2", "0.1", "--reg-every", "2", "--pack", "2", "--augment", "color,translation,cutout",
             "--hidden", "32", "--depth", "2", "--eval-every", "0", "--lr-schedule", "constant", "--quiet"]
@@ -133,3 +138,16 @@ def test_stabilisers_two_ranks_equal_one_rank(tmp_path):
     assert _max_diff(tmp_path / "one/checkpoints/step_000008.pt", tmp_path / "two/checkpoints/step_000008.pt") < 1e-5
     ema = max((a["G_ema"]["model"][k] - b["G_ema"]["model"][k]).abs().max().item() for k in a["G_ema"]["model"])
     assert ema < 1e-5
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+def test_dropout_two_ranks_equal_one_rank(tmp_path, update):
+    """The paper's D drops units: its masks are drawn for the global batch and each process
+    keeps its slice's, so 2 gloo processes equal 1 (each drawing for its own slice from the
+    same seed repeated one slice's masks in the other)."""
+    args = ["--data", _squares(tmp_path / "sq.npz", 28), "--model", "mnist-paper", "--update", update,
+            "--steps", "6", "--batch-size", "16", "--checkpoint-every", "6", "--precision", "fp32",
+            "--eval-every", "0", "--quiet"]
+    assert main(["train", "--out", str(tmp_path / "one"), *args]) == 0
+    _torchrun(2, "train", "--out", str(tmp_path / "two"), *args)
+    assert _max_diff(tmp_path / "one/checkpoints/step_000006.pt", tmp_path / "two/checkpoints/step_000006.pt") < 1e-5

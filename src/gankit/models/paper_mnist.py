@@ -45,14 +45,22 @@ class Dropout(nn.Dropout):
     docs/performance.md).
     """
 
+    # (rank, processes): under torchrun ``x`` is this process's slice of the global batch; the
+    # masks are drawn for the whole batch and the slice's kept, so N processes drop what one
+    # process drops (each process drawing for its own slice from the same seed repeated one
+    # slice's masks in every slice).
+    batch_part = (0, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         if self.inplace:
             raise ValueError("gankit's Dropout has no in-place form")
         # The draw is in float32 whatever x's dtype: the same random stream as before.
-        m = torch.rand(x.shape, device=x.device).ge_(self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
-        return x * m
+        rank, processes = self.batch_part
+        n = x.shape[0]
+        u = torch.rand((n * processes, *x.shape[1:]), device=x.device)[rank * n:(rank + 1) * n]
+        return x * u.ge_(self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 def _uniform_init(module: nn.Module, r: float) -> None:

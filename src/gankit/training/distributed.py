@@ -85,9 +85,14 @@ def init_from_env(device: torch.device) -> Dist:
 
 
 def wrap(module: nn.Module, d: Dist, device: torch.device) -> nn.Module:
-    """DDP around a module (SyncBatchNorm first on GPUs); the module itself when alone."""
+    """DDP around a module (SyncBatchNorm first on GPUs); the module itself when alone.
+    Layers that draw randomness per example (gankit's dropout) and declare ``batch_part``
+    learn this process's (rank, processes), to draw for the global batch and keep their slice."""
     if not d.enabled or not any(p.requires_grad for p in module.parameters()):
         return module
+    for m in module.modules():
+        if hasattr(m, "batch_part"):
+            m.batch_part = (d.rank, d.world)
     if device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         return nn.parallel.DistributedDataParallel(module, device_ids=[d.local_rank])

@@ -29,12 +29,12 @@ class Stabilizers:
     reg_every: int = 1                              # lazy regularisation: every N D steps, weight γ·N
     ema: "EMA | None" = None
     bn_stats: str = "running"                       # "standing": samples from G with recomputed statistics
-    part: tuple = (0, 1)                            # (rank, processes): this process's share of a batch
+    batch_part: tuple = (0, 1)                      # (rank, processes): this process's share of a batch
 
     def d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: augmented (images), then packed."""
         if self.augment:
-            x = diff_augment(x, list(self.augment), self.augment_generator, self.part)
+            x = diff_augment(x, list(self.augment), self.augment_generator, self.batch_part)
         return pack(x, self.pack)
 
     def penalty(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor, d_step: int,

@@ -244,7 +244,7 @@ def make_stabilizers(cfg: Config, G: torch.nn.Module, device: torch.device, seed
     return Stabilizers(pack=cfg.pack, augment=policy, r1=cfg.r1, r2=cfg.r2, reg_every=cfg.reg_every,
                        augment_generator=torch.Generator(device).manual_seed(seeds["augment"]) if policy else None,
                        ema=EMA(G, cfg.ema_kimg, cfg.ema_rampup) if cfg.ema_kimg > 0 else None,
-                       bn_stats=cfg.bn_stats, part=(dd.rank, dd.world) if dd is not None else (0, 1))
+                       bn_stats=cfg.bn_stats, batch_part=(dd.rank, dd.world) if dd is not None else (0, 1))
 
 
 def fake_label_probs(cfg: Config, source, device: torch.device) -> torch.Tensor:

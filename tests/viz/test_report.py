@@ -49,7 +49,7 @@ def test_report_is_self_contained(report):
 def test_image_report_shows_real_beside_generated_and_exact_values(runs):
     assert main(["report", str(runs[1])]) == 0
     page = (runs[1] / "report.html").read_text()
-    assert "real training images" in page and "samples (generated)" in page
+    assert "real training images" in page and "samples (G as trained)" in page
     assert "1.000004" in page                                   # not rounded to 1
     assert "<td>hidden</td>" not in page and "<td>width</td>" in page
 
@@ -60,7 +60,24 @@ def test_comparison_of_runs(runs, tmp_path):
     page = out.read_text()
     assert "toy vs img" in page and "Configuration differences" in page
     assert "<td>model</td><td>mlp</td><td>dcgan</td>" in page
-    assert "toy: last logged" in page and "img: last logged" in page
+    assert "toy: last logged (G as trained)" in page and "img: last logged (G as trained)" in page
+    assert "toy: gankit eval (G as trained)" in page and "img: gankit eval (–)" in page
+
+
+def test_report_names_the_generator_of_every_figure(tmp_path):
+    """A run with an EMA generator: its pictures, its logged metrics and its gankit eval come
+    from the average, and the page says so; an eval of G as trained says that instead."""
+    run = tmp_path / "ema"
+    assert main(["train", "--out", str(run), "--steps", "40", "--hidden", "16", "--depth", "1", "--ema-kimg", "1",
+                 "--eval-every", "20", "--quiet"]) == 0
+    assert main(["eval", str(run), "--n", "300"]) == 0
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "samples (EMA generator)" in page
+    assert "last logged (step 40, EMA generator)" in page and "300 samples, EMA generator)" in page
+    assert main(["eval", str(run), "--n", "300", "--weights", "raw"]) == 0
+    assert main(["report", str(run)]) == 0
+    assert "300 samples, G as trained)" in (run / "report.html").read_text()
 
 
 def test_report_errors(tmp_path, capsys):

@@ -194,18 +194,33 @@ def provenance(run: dict) -> list[list[str]]:
     return rows
 
 
+def sampler(run: dict, weights: str | None = None) -> str:
+    """Which generator drew a run's samples: ``weights`` as ``gankit eval`` recorded it, or,
+    for what training logged and drew, the one training samples from (its EMA generator
+    when it has one, with recomputed BatchNorm statistics under ``bn_stats: standing``)."""
+    cfg = run["info"]["config"]
+    ema = (weights == "ema") if weights else bool(cfg.get("ema_kimg"))
+    name = "EMA generator" if ema else "G as trained"
+    standing = run["eval"].get("bn_stats") if weights else cfg.get("bn_stats")
+    return name + (", standing statistics" if standing == "standing" else "")
+
+
 def metric_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """One table: a row per metric, a column per run (the last logged value and, where a
-    ``gankit eval`` was run, its value)."""
+    ``gankit eval`` was run, its value), each column naming the generator it scored."""
     keys: list[str] = []
     for r in runs:
         for src in (r["rows"][-1:] if r["rows"] else []) + ([r["eval"]] if r["eval"] else []):
             keys += [k for k, v in src.items() if k in NAMES and k not in keys and not isinstance(v, list)]
     header = ["metric"]
     for r in runs:
-        header += [f"{r['name']}: last logged", f"{r['name']}: gankit eval"] if len(runs) > 1 else \
-            ["last logged (step " + str(r["rows"][-1].get("step", "?") if r["rows"] else "–") + ")",
-             "gankit eval" + (f" (step {r['eval'].get('step')}, {r['eval'].get('n')} samples)" if r["eval"] else "")]
+        logged = sampler(r)
+        evaluated = sampler(r, r["eval"].get("weights", "raw")) if r["eval"] else ""
+        header += [f"{r['name']}: last logged ({logged})", f"{r['name']}: gankit eval ({evaluated or '–'})"] \
+            if len(runs) > 1 else \
+            ["last logged (step " + str(r["rows"][-1].get("step", "?") if r["rows"] else "–") + f", {logged})",
+             "gankit eval" + (f" (step {r['eval'].get('step')}, {r['eval'].get('n')} samples, {evaluated})"
+                              if r["eval"] else "")]
     rows = []
     for k in keys:
         row = [readable(k)]
@@ -240,6 +255,7 @@ def pictures(run: dict, ident: bool) -> str:
     for name, title in OWN_PICTURES:
         p = run["path"] / name
         if p.is_file():
+            title = f"samples ({sampler(run)})" if name == "samples.png" else title
             figs.append(_png(p.read_bytes(), title, "grid" if ident and name == "samples.png" else ""))
             if name == "samples.png" and real is not None:
                 figs.append(_png(real, "real training images"))

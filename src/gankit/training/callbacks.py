@@ -108,7 +108,7 @@ class LowDimEvaluator(Callback):
                     self._snapshot = SamplesSnapshot(self._log_prob, self.dist.bounds)
                 (self.run_dir / "plots").mkdir(exist_ok=True)
                 self._snapshot.save(self.run_dir / "plots" / f"samples_step_{step:06d}.png", self.last_samples,
-                                    title=f"{self.dist.name}, step {step}")
+                                    title=f"{self.dist.name}, step {step}{drawn_by(trainer)}")
 
     def _log_prob(self, pts: np.ndarray) -> np.ndarray:
         return self.dist.log_prob(pts).numpy()
@@ -116,7 +116,13 @@ class LowDimEvaluator(Callback):
     def on_end(self, trainer, step) -> None:
         write_lowdim_pictures(self.run_dir, trainer.G_sample, trainer.D, self.dist,
                               self.last_samples if self.last_samples is not None else self.generate(trainer.G_sample),
-                              self.metrics_rows(), step)
+                              self.metrics_rows(), step, drawn_by(trainer))
+
+
+def drawn_by(trainer) -> str:
+    """What a picture's title adds about the generator that drew it: training samples from
+    its EMA generator when it has one."""
+    return ", EMA generator" if trainer.stab.ema is not None else ""
 
 
 def d_probability(D: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -140,8 +146,10 @@ def to_model_units(dist, x: torch.Tensor) -> torch.Tensor:
     return dist.to_model_units(x) if hasattr(dist, "to_model_units") else x
 
 
-def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: list, step: int) -> None:
-    """The three pictures of a 1-D/2-D run: samples.png, discriminator.png, losses.png."""
+def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: list, step: int,
+                          drawn: str = "") -> None:
+    """The three pictures of a 1-D/2-D run: samples.png, discriminator.png, losses.png;
+    ``drawn`` ends the samples' title (", EMA generator")."""
     from ..viz.plots import plot_discriminator, plot_losses, plot_samples
 
     run_dir = Path(run_dir)
@@ -161,7 +169,7 @@ def write_lowdim_pictures(run_dir: Path, G, D, dist, samples: np.ndarray, rows: 
         return out
 
     finite = samples[np.isfinite(samples).all(1)]
-    plot_samples(run_dir / "samples.png", finite, log_prob, dist.bounds, title=f"{dist.name}, step {step}")
+    plot_samples(run_dir / "samples.png", finite, log_prob, dist.bounds, title=f"{dist.name}, step {step}{drawn}")
     plot_discriminator(run_dir / "discriminator.png", d_of, log_prob, dist.bounds, finite,
                        title=f"D(x) at step {step}" + (", the largest over classes" if getattr(D, "num_classes", 0)
                                                        else ""))

@@ -193,7 +193,7 @@ def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator 
 
 class _Draws:
     """Uniform draws for a global batch of which ``x`` is the slice ``part`` = (rank,
-    processes); ``draw(n, *rest)`` returns this slice's n rows, in ``x``'s device and dtype."""
+    processes); called with ``(n, *rest)``, returns this slice's n rows, in ``x``'s device and dtype."""
 
     def __init__(self, generator: torch.Generator | None, part: tuple[int, int], x: torch.Tensor):
         self.generator, (self.rank, self.processes), self.x = generator, part, x

@@ -250,7 +250,8 @@ class Config:
         if self.aux_classifier and not self.conditional:
             raise GankitError("aux_classifier needs a conditional GAN (--conditional): C learns the data's labels")
         if self.update == "simultaneous" and (self.r1 or self.r2):
-            raise GankitError("the gradient penalties (r1, r2) need alternating updates (--update alternating)")
+            raise GankitError(f"the gradient penalties need alternating updates: r1 {self.r1:g}, r2 {self.r2:g} "
+                              "(--update alternating, or --r1 0 --r2 0 for simultaneous updates)")
 
     # ------------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:

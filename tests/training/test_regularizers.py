@@ -229,6 +229,7 @@ def test_stabilisers_resume_bitwise(tmp_path, extra):
 def test_stabiliser_options_are_checked(tmp_path, capsys):
     for argv, msg in ((["--augment", "rotate"], "augment takes"), (["--pack", "3"], "multiple of pack"),
                       (["--r1", "1", "--update", "simultaneous"], "alternating"),
+                      (["--r1", "0", "--r2", "0.5", "--update", "simultaneous"], "r1 0, r2 0.5 (--update alternating"),
                       (["--augment", "translation"], "the examples of ring8 are not images")):
         assert main(["train", "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err

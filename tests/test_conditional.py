@@ -361,6 +361,16 @@ def test_aux_classifier_losses_and_gradients():
     assert stats["class_loss_d"] > 0 and stats["class_loss_g"] > 0
 
 
+@pytest.mark.parametrize("argv", [["--class-input", "deep"], ["--g-class-input", "batchnorm"],
+                                  ["--fake-labels", "uniform"]])
+def test_conditional_options_need_conditional(tmp_path, capsys, argv):
+    """An option of conditional GANs on an unconditional run is refused, not ignored."""
+    assert main(["train", "--data", "ring8", *argv, "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "applies to conditional GANs (--conditional)" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_aux_classifier_needs_labels(tmp_path, capsys):
     assert main(["train", "--data", "ring8", "--aux-classifier", "1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -249,6 +249,10 @@ class Config:
             raise GankitError("pack (PacGAN) is not available with conditional; D judges one example and its class")
         if self.aux_classifier and not self.conditional:
             raise GankitError("aux_classifier needs a conditional GAN (--conditional): C learns the data's labels")
+        if not self.conditional:
+            for f in fields(self):
+                if f.name in ("class_input", "g_class_input", "fake_labels") and getattr(self, f.name) != f.default:
+                    raise GankitError(f"{f.name} {getattr(self, f.name)} applies to conditional GANs (--conditional)")
         if self.update == "simultaneous" and (self.r1 or self.r2):
             raise GankitError(f"the gradient penalties need alternating updates: r1 {self.r1:g}, r2 {self.r2:g} "
                               "(--update alternating, or --r1 0 --r2 0 for simultaneous updates)")

@@ -26,6 +26,9 @@ import yaml
 from .errors import GankitError, listing, shorten
 from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_metric_list
 
+# The size options of gankit's models, and the model each belongs to.
+MODEL_SIZES = {"hidden": "mlp", "depth": "mlp", "width": "dcgan"}
+
 NOISES = ("normal", "uniform")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
@@ -217,6 +220,19 @@ class Config:
                                 "1/10 the learning rates (3 times at most)", choices=ON_DIVERGENCE)
 
     # ------------------------------------------------------------------ validation
+    def _check_model_sizes(self) -> None:
+        """A size option of another model (--hidden, --depth: mlp; --width: dcgan) set away
+        from its default is refused, not ignored; models that do not declare their sizes
+        (registered by users) are not checked."""
+        entry = MODELS.entry(self.model) if isinstance(self.model, str) and self.model in MODELS else None
+        sizes = entry.meta.get("sizes") if entry is not None else None
+        if sizes is None:
+            return
+        for f in fields(self):
+            if f.name in MODEL_SIZES and f.name not in sizes and getattr(self, f.name) != f.default:
+                raise GankitError(f"{f.name} {getattr(self, f.name)} is a size of --model {MODEL_SIZES[f.name]}; "
+                                  f"{self.model} does not use it")
+
     def validate(self) -> "Config":
         """Check every field against its metadata, then the rules that join fields; raise
         :class:`GankitError` naming the first bad value."""
@@ -253,6 +269,7 @@ class Config:
             for f in fields(self):
                 if f.name in ("class_input", "g_class_input", "fake_labels") and getattr(self, f.name) != f.default:
                     raise GankitError(f"{f.name} {getattr(self, f.name)} applies to conditional GANs (--conditional)")
+        self._check_model_sizes()
         if self.update == "simultaneous" and (self.r1 or self.r2):
             raise GankitError(f"the gradient penalties need alternating updates: r1 {self.r1:g}, r2 {self.r2:g} "
                               "(--update alternating, or --r1 0 --r2 0 for simultaneous updates)")

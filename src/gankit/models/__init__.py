@@ -84,12 +84,12 @@ def _conditional_dcgan(cfg, shape, num_classes):
 
 
 MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)",
-                conditional=_conditional_mlp)
+                conditional=_conditional_mlp, sizes=("hidden", "depth"))
 MODELS.register("dcgan", _build_dcgan, conditional=_conditional_dcgan,
-                doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)",
+                doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)", sizes=("width",),
                 defaults={"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "batch_size": 64,
                           "lr_schedule": "constant"})
-MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D",
+MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D", sizes=(),
                 defaults={"z_dim": 100, "batch_size": 100})
 
 

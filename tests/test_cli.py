@@ -276,3 +276,16 @@ def test_a_size_of_another_model_is_refused(tmp_path, capsys, argv, says):
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_saved_with_an_ignored_option_still_loads_and_resumes(tmp_path):
+    """Runs made before these refusals may hold an option they ignored: their configuration
+    still loads, samples and resumes (only a new run is refused)."""
+    run = tmp_path / "old"
+    assert main(["train", "--out", str(run), "--steps", "2", "--eval-every", "0", "--checkpoint-every", "2",
+                 "--lr-schedule", "constant", "--quiet"]) == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg.update(width=32, class_input="deep")
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "4", "--quiet"]) == 0

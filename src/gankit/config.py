@@ -220,10 +220,16 @@ class Config:
                                 "1/10 the learning rates (3 times at most)", choices=ON_DIVERGENCE)
 
     # ------------------------------------------------------------------ validation
-    def _check_model_sizes(self) -> None:
-        """A size option of another model (--hidden, --depth: mlp; --width: dcgan) set away
-        from its default is refused, not ignored; models that do not declare their sizes
-        (registered by users) are not checked."""
+    def refuse_inapplicable(self) -> None:
+        """For a new run: options set away from their defaults that this run would ignore are
+        refused. Options of conditional GANs without ``conditional``, and a size option of
+        another model (--hidden, --depth: mlp; --width: dcgan); models that do not declare
+        their sizes (registered by users) are not checked. Not part of :meth:`validate`: the
+        saved configuration of a run made before these checks still loads."""
+        if not self.conditional:
+            for f in fields(self):
+                if f.name in ("class_input", "g_class_input", "fake_labels") and getattr(self, f.name) != f.default:
+                    raise GankitError(f"{f.name} {getattr(self, f.name)} applies to conditional GANs (--conditional)")
         entry = MODELS.entry(self.model) if isinstance(self.model, str) and self.model in MODELS else None
         sizes = entry.meta.get("sizes") if entry is not None else None
         if sizes is None:
@@ -265,11 +271,6 @@ class Config:
             raise GankitError("pack (PacGAN) is not available with conditional; D judges one example and its class")
         if self.aux_classifier and not self.conditional:
             raise GankitError("aux_classifier needs a conditional GAN (--conditional): C learns the data's labels")
-        if not self.conditional:
-            for f in fields(self):
-                if f.name in ("class_input", "g_class_input", "fake_labels") and getattr(self, f.name) != f.default:
-                    raise GankitError(f"{f.name} {getattr(self, f.name)} applies to conditional GANs (--conditional)")
-        self._check_model_sizes()
         if self.update == "simultaneous" and (self.r1 or self.r2):
             raise GankitError(f"the gradient penalties need alternating updates: r1 {self.r1:g}, r2 {self.r2:g} "
                               "(--update alternating, or --r1 0 --r2 0 for simultaneous updates)")

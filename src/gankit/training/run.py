@@ -188,9 +188,11 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
     seed_globals(cfg.seed, seeds["init"])
     source = user.source(cfg, device) if callable(user.source) else (user.source or make_source(cfg, device))
     apply_data_options(source, cfg)
-    if cfg.augment and len(source.shape) != 3:
-        raise GankitError(f"--augment transforms images; the examples of {cfg.data} are not images "
-                          f"(shape {tuple(source.shape)})")
+    if ckpt is None:                    # a new run: nothing it would ignore (older runs still resume)
+        cfg.refuse_inapplicable()
+        if cfg.augment and len(source.shape) != 3:
+            raise GankitError(f"--augment transforms images; the examples of {cfg.data} are not images "
+                              f"(shape {tuple(source.shape)})")
     if hasattr(source, "__len__") and len(source) < cfg.batch_size:
         raise GankitError(f"the data set holds {len(source)} examples, fewer than one batch of {cfg.batch_size}; "
                           "lower --batch-size")

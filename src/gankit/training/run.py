@@ -186,10 +186,11 @@ def build_components(cfg: Config, device: torch.device, dd: Dist, ckpt: dict | N
     threads = apply_threads(cfg, device, ckpt.get("threads", 0) if ckpt else 0)
     seeds = derive_seeds(cfg.seed)
     seed_globals(cfg.seed, seeds["init"])
-    source = user.source(cfg, device) if callable(user.source) else (user.source or make_source(cfg, device))
-    apply_data_options(source, cfg)
     if ckpt is None:                    # a new run: nothing it would ignore (older runs still resume)
         cfg.refuse_inapplicable()
+    source = user.source(cfg, device) if callable(user.source) else (user.source or make_source(cfg, device))
+    apply_data_options(source, cfg)
+    if ckpt is None:
         if cfg.augment and len(source.shape) != 3:
             raise GankitError(f"--augment transforms images; the examples of {cfg.data} are not images "
                               f"(shape {tuple(source.shape)})")

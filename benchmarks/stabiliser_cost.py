@@ -17,6 +17,7 @@ the base, with the ratio's interquartile range.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -59,11 +60,9 @@ def build_trainer(options: dict):
     """The trainer ``gankit train`` builds for ``options`` (training/run.py), without a run
     directory; ``options["trainer"]`` sets attributes of the trainer that are not options."""
     attributes = options.pop("trainer", {})
-    calls = options.pop("sn_calls", None)
-    if calls == "torch":       # D built with torch's own parametrization class
-        with mock.patch.object(regularizers, "SpectralNorm", _SpectralNorm):
-            trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
-    else:
+    # "sn_calls": "torch" builds D with torch's own parametrization class
+    torchs = options.pop("sn_calls", None) == "torch"
+    with mock.patch.object(regularizers, "SpectralNorm", _SpectralNorm) if torchs else contextlib.nullcontext():
         trainer = build_components(Config.from_dict(options).validate(), torch.device("cpu"), Dist(), None).trainer
     for name, value in attributes.items():
         setattr(trainer, name, value)

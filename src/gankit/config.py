@@ -226,18 +226,15 @@ class Config:
         another model (--hidden, --depth: mlp; --width: dcgan); models that do not declare
         their sizes (registered by users) are not checked. Not part of :meth:`validate`: the
         saved configuration of a run made before these checks still loads."""
-        if not self.conditional:
-            for f in fields(self):
-                if f.name in ("class_input", "g_class_input", "fake_labels") and getattr(self, f.name) != f.default:
-                    raise GankitError(f"{f.name} {getattr(self, f.name)} applies to conditional GANs (--conditional)")
+        changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+        for name in ("class_input", "g_class_input", "fake_labels"):
+            if name in changed and not self.conditional:
+                raise GankitError(f"{name} {changed[name]} applies to conditional GANs (--conditional)")
         entry = MODELS.entry(self.model) if isinstance(self.model, str) and self.model in MODELS else None
         sizes = entry.meta.get("sizes") if entry is not None else None
-        if sizes is None:
-            return
-        for f in fields(self):
-            if f.name in MODEL_SIZES and f.name not in sizes and getattr(self, f.name) != f.default:
-                raise GankitError(f"{f.name} {getattr(self, f.name)} is a size of --model {MODEL_SIZES[f.name]}; "
-                                  f"{self.model} does not use it")
+        for name, owner in MODEL_SIZES.items():
+            if sizes is not None and name in changed and name not in sizes:
+                raise GankitError(f"{name} {changed[name]} is a size of --model {owner}; {self.model} does not use it")
 
     def validate(self) -> "Config":
         """Check every field against its metadata, then the rules that join fields; raise

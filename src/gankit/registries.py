@@ -101,14 +101,29 @@ class DataRegistry(Registry):
         e = self._entries.get(prefix)
         if sep and arg and e is not None and e.meta.get("prefix"):
             return e
-        raise GankitError(f"unknown data set {shorten(spec)}; choose one of: {', '.join(sorted(self.listed()))}, "
-                          f"or {', '.join(p + ':…' for p in self.prefixes())}")
+        raise GankitError(f"unknown data set {shorten(spec)}; {_path_hint(spec)}choose one of: "
+                          f"{', '.join(sorted(self.listed()))}, or {', '.join(p + ':…' for p in self.prefixes())}")
 
     def check(self, spec: str) -> None:
         """Syntax of a data spec; raises :class:`GankitError` naming what is wrong."""
         e = self.lookup(spec)
         if e.meta.get("check"):
             e.meta["check"](spec)
+
+
+def _path_hint(spec: str) -> str:
+    """When a data spec without a prefix is an existing file or folder, the prefixes that
+    read such a path (a user's first try is often the bare path)."""
+    import os
+    if os.path.isdir(spec):
+        return f"it is a folder: give folder:{spec} (images), idx:{spec} (IDX files) or cifar10:{spec}; "
+    if os.path.isfile(spec):
+        ext = os.path.splitext(spec)[1].lower()
+        if ext in (".npy", ".npz"):
+            return f"it is a file: give npz:{spec} (images) or points:{spec} (N×d points); "
+        if ext == ".csv":
+            return f"it is a file: give points:{spec} (N×d points); "
+    return ""
 
 
 DATA = DataRegistry("data set")        # obj: build(cfg, device) -> a data source

@@ -75,3 +75,16 @@ def test_density_integrates_to_one_in_1d():
 def test_unknown_data_set_is_a_user_error():
     with pytest.raises(GankitError, match="unknown data set 'nope'"):
         make_source("nope", torch.device("cpu"))
+
+
+def test_a_bare_path_as_data_set_names_the_prefixes_that_read_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    np.save(tmp_path / "arr.npy", np.zeros((4, 2)))
+    (tmp_path / "pts.csv").write_text("0,1\n")
+    hints = {"pics": "give folder:pics (images), idx:pics", "arr.npy": "give npz:arr.npy (images) or points:arr.npy",
+             "pts.csv": "give points:pts.csv", "absent": "'absent'; choose one of"}
+    for spec, hint in hints.items():
+        with pytest.raises(GankitError, match=f"unknown data set '{spec}'") as e:
+            make_source(spec, torch.device("cpu"))
+        assert hint in str(e.value)

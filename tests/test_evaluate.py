@@ -7,6 +7,7 @@ import pytest
 
 from gankit.cli import main
 from gankit.errors import GankitError
+from gankit.metrics.features import RawExtractor
 from gankit.registries import parse_metric_list as parse_metrics
 from gankit.runs import evaluate_run
 
@@ -61,15 +62,24 @@ def test_eval_refusals(toy_run, tmp_path, capsys):
         evaluate_run(spiral, ["modes"], n=100)
 
 
-def test_eval_images_raw_features(tmp_path):
+def test_eval_images_raw_features(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "x.npy", rng.integers(0, 256, (64, 28, 28), dtype=np.uint8))
     out = tmp_path / "img"
     assert main(["train", "--data", f"npz:{tmp_path / 'x.npy'}", "--model", "dcgan", "--width", "8",
                  "--z-dim", "8", "--batch-size", "16", "--steps", "3", "--out", str(out), "--quiet"]) == 0
-    # 64 reference images and raw 784-d pixels: too few for a Fréchet distance -> a refusal.
-    with pytest.raises(GankitError, match="more samples than feature dimensions"):
+    # Too few for a Fréchet distance of raw 784-d pixels: refused before the samples'
+    # features are computed (Inception's take minutes): 100 samples before any feature, 64
+    # reference images once their features are known.
+    calls = []
+    real_call = RawExtractor.__call__
+    monkeypatch.setattr(RawExtractor, "__call__", lambda self, x, *a: calls.append(len(x)) or real_call(self, x, *a))
+    with pytest.raises(GankitError, match="got 100 samples of 784 features; use --n 785 or more"):
         evaluate_run(out, ["fid"], n=100, extractor="raw")
+    assert calls == []
+    with pytest.raises(GankitError, match="got 64 reference examples of 784 features; .* score it with --metrics kid"):
+        evaluate_run(out, ["fid", "kid"], n=1000, extractor="raw")
+    assert calls == [64]
     r = evaluate_run(out, ["kid", "pr", "parzen"], n=100, extractor="raw")
     # KID is unbiased, so near 0 it can be slightly negative; its spread is reported beside it.
     assert np.isfinite(r["kid"]) and r["kid_std"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
@@ -117,3 +127,33 @@ def test_parse_metrics():
     assert parse_metrics("fid, kid") == ["fid", "kid"]
     with pytest.raises(GankitError):
         parse_metrics("fid,is")
+
+
+def test_feature_extraction_shows_its_progress_only_where_asked(capsys):
+    """Within progress_to (what gankit eval sets), an extraction of several batches writes
+    one line after its second batch with the time left; elsewhere (training's evaluations)
+    nothing; on a terminal a tqdm bar instead."""
+    import io
+
+    import torch
+
+    from gankit.metrics.features import progress_to
+    x = torch.rand(1200, 1, 4, 4)
+    ex = RawExtractor()
+    want = ex(x)
+    assert capsys.readouterr() == ("", "")
+    sink = io.StringIO()
+    with progress_to(sink):
+        np.testing.assert_array_equal(ex(x), want)
+        ex(x[:500])                                          # one batch: nothing to show
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gankit: raw features of 1,200 images: 1,000 done in "), lines
+    assert lines[0].endswith("more at this pace")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    tty = Terminal()
+    with progress_to(tty):
+        ex(x)
+    assert "raw features:" in tty.getvalue() and "/1200 [" in tty.getvalue()   # the bar, drawn and cleared

@@ -349,10 +349,13 @@ def _cmd_theory(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from .metrics.features import progress_to
     from .runs import evaluate_run
 
-    r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
-                     checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats, device=args.device)
+    with progress_to(sys.stderr):   # Inception features of 10,000 images take minutes on a CPU
+        r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
+                         checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats,
+                         device=args.device)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -32,6 +32,7 @@ from .config import Config
 from .data import is_mode_benchmark
 from .errors import GankitError
 from .metrics import (
+    check_enough,
     energy_distance,
     fid_from_features,
     kid,
@@ -108,6 +109,13 @@ class Scorer:
             self.info["fid_kind"] = {"inception": "standard FID (Inception-v3)",
                                      "classifier": "domain FID (classifier trained on the data set)",
                                      "raw": "Fréchet distance on raw values"}[self.extractor.name]
+        if "fid" in self.metrics:   # before any sample or feature is computed (Inception's take minutes)
+            check_enough(n, self.feature_dims(data_shape), "samples", "use --n {need} or more (10,000 is standard)")
+
+    def feature_dims(self, data_shape) -> int:
+        """Features per example of this scorer's extractor."""
+        known = getattr(self.extractor, "dims", None)
+        return known if known is not None else int(np.prod(data_shape))
 
     # ---------------------------------------------------------------- references
     def reference_images(self, split: str) -> tuple[np.ndarray, str]:
@@ -228,7 +236,10 @@ def modes_metric(s: Scorer) -> dict:
 @METRICS.register("fid", doc="Fréchet distance of features (standard FID with Inception-v3)", features=True,
                   produces={"fid": True})
 def fid_metric(s: Scorer) -> dict:
-    return {"fid": fid_from_features(s.real_features(), s.fake_features())}
+    real = s.real_features()   # refused here, before the samples' features, when too few
+    check_enough(*real.shape, "reference examples", f"{s.info.get('reference', 'the reference')} "
+                 "is too small for an FID; score it with --metrics kid,pr")
+    return {"fid": fid_from_features(real, s.fake_features())}
 
 
 @METRICS.register("kid", doc="kernel inception distance: unbiased cubic-kernel MMD², with its spread",

@@ -9,6 +9,15 @@ import scipy.linalg
 from ..errors import GankitError
 
 
+def check_enough(n: int, d: int, which: str = "samples",
+                 hint: str = "use at least {need} (10,000 is standard)") -> None:
+    """Refuse a Fréchet distance from ``n`` ``which`` of ``d`` features each (the covariance
+    would be singular); ``hint`` (with ``{need}``) says what to do instead."""
+    if n <= d:
+        raise GankitError(f"Fréchet distance needs more {which} than feature dimensions: got {n} {which} "
+                          f"of {d} features; " + hint.format(need=d + 1))
+
+
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (unbiased) covariance of [n, d] features, in float64.
 
@@ -18,9 +27,7 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     if f.ndim != 2:
         raise GankitError(f"features must be [n, d], got shape {f.shape}")
     n, d = f.shape
-    if n <= d:
-        raise GankitError(f"Fréchet distance needs more samples than feature dimensions: got {n} samples "
-                          f"of {d} features; use at least {d + 1} (10,000 is standard)")
+    check_enough(n, d)
     if not np.isfinite(f).all():
         raise GankitError("features contain NaN or Inf")
     return f.mean(0), np.cov(f, rowvar=False)

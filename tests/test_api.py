@@ -129,3 +129,45 @@ def test_messages_go_through_logging(tmp_path, capsys):
     out = capsys.readouterr()   # no progress lines; at most the information line of ring8's own defaults
     assert out.out.splitlines() in ([], ["gankit: data ring8: its own defaults z_dim 2, r1 0.01, reg_every 16 "
                                          "(set any of them to override)"])   # [] when no handler prints INFO
+
+
+def test_a_callback_may_stop_the_run_with_a_checkpoint(tmp_path):
+    """stop_requested = True: the run stops after that step, as on SIGINT, with a checkpoint
+    of that step, reports itself interrupted, and resumes to the same weights as a run
+    that never stopped."""
+    class StopAt(Callback):
+        def on_step_end(self, trainer, step, stats, row):
+            self.stop_requested = step == 70
+
+    opts = dict(data="ring8", steps=120, hidden=16, depth=2, eval_every=0, checkpoint_every=1000, progress=False)
+    run = gankit.train(callbacks=[StopAt()], out=tmp_path / "s", **opts)
+    assert run.interrupted and run.step == 70
+    assert sorted(p.name for p in (tmp_path / "s" / "checkpoints").glob("*.pt")) == ["step_000070.pt"]
+    resumed = gankit.train(out=tmp_path / "s", resume=True, progress=False)
+    whole = gankit.train(out=tmp_path / "w", **opts)
+    assert not resumed.interrupted and resumed.step == whole.step == 120
+    for a, b in zip(resumed.G.state_dict().values(), whole.G.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_progress_stops_the_run_when_its_reader_has_gone(capsys):
+    """`gankit train | head`: printing a progress line fails with BrokenPipeError; Progress
+    prints nothing more, says so once on stderr and asks the run to stop (the stop itself:
+    the test above)."""
+    from gankit.training.callbacks import Progress
+
+    class Gone:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    p = Progress(100, stream=Gone())
+    row = {"loss_d": 1.0, "value": -1.0, "d_real": 0.5, "d_fake": 0.5, "examples_per_s": 1.0}
+    assert not p.stop_requested
+    p.on_step_end(None, 1, None, row)
+    p.on_step_end(None, 2, None, row)                  # disabled: no second attempt, no second message
+    assert p.stop_requested and not p.enabled
+    err = capsys.readouterr().err
+    assert err.count("the reader of stdout has gone; finishing this step and writing a checkpoint") == 1

@@ -289,3 +289,17 @@ def test_a_run_saved_with_an_ignored_option_still_loads_and_resumes(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy")]) == 0
     assert main(["train", "--resume", str(run), "--steps", "4", "--quiet"]) == 0
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly(run):
+    """`gankit info RUN | head`: when the reader has gone, gankit stops as a shell tool does,
+    with no error message and no traceback (the pipe's read end is closed before gankit
+    writes, so the write fails every time)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "gankit", "info", str(run)], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr

@@ -471,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `gankit info RUN | head`: the reader has gone, as a shell tool is quiet
+        from .training.callbacks import quiet_stdout
+        quiet_stdout()
+        return 1
     except OSError as exc:  # disk full, permission denied, ...: the user's environment
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"gankit: error: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -7,6 +7,7 @@ writes it, ``Progress`` shows it, ``Checkpointer`` saves after everything else.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -197,6 +198,8 @@ class Progress(Callback):
     | tee log``, a notebook, a batch job) a plain line on stdout every ``log_every`` steps,
     with the elapsed time and the time left at the current pace."""
 
+    stop_requested = False
+
     def __init__(self, until: int, enabled: bool = True, stream=None):
         self.until, self.enabled = until, enabled
         self.stream = stream
@@ -224,12 +227,35 @@ class Progress(Callback):
             else:
                 elapsed = time.perf_counter() - self.t0
                 left = elapsed / max(step - self.step0, 1) * (self.until - step)
-                print(f"step {step}/{self.until}  {text}  elapsed {_clock(elapsed)}  left {_clock(left)}",
-                      file=self.stream or sys.stdout, flush=True)
+                try:
+                    print(f"step {step}/{self.until}  {text}  elapsed {_clock(elapsed)}  left {_clock(left)}",
+                          file=self.stream or sys.stdout, flush=True)
+                except BrokenPipeError:   # `gankit train | head`: the reader has gone
+                    self.reader_gone()
+
+    def reader_gone(self) -> None:
+        """Stdout's reader has gone: print nothing more there and ask the run to stop as on
+        SIGINT (this step finishes, a checkpoint is written), so that the pipeline ends
+        instead of training on unseen, and the run can be resumed."""
+        self.enabled, self.stop_requested = False, True
+        if self.stream is None:
+            quiet_stdout()
+        print("\ngankit: the reader of stdout has gone; finishing this step and writing a checkpoint",
+              file=sys.stderr, flush=True)
 
     def on_end(self, trainer, step) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that later writes and the interpreter's last flush do
+    not fail again on a closed pipe (Python's documented way to handle SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # stdout replaced by an object without a file
+        pass
 
 
 def _clock(seconds: float) -> str:

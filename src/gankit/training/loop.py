@@ -364,7 +364,11 @@ def call(net: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tenso
 
 
 class Callback:
-    """Hooks on the loop. ``row`` collects what this step logs (metrics.jsonl)."""
+    """Hooks on the loop. ``row`` collects what this step logs (metrics.jsonl). A callback
+    that sets ``stop_requested = True`` stops the run as SIGINT does: the step finishes, a
+    checkpoint is written, and the run reports itself interrupted (resumable)."""
+
+    stop_requested = False
 
     def on_start(self, trainer: GANTrainer) -> None: ...
 

@@ -367,7 +367,9 @@ def run_with_rollback(cfg: Config, run_dir: Path, state: TrainingState, log: Met
     the learning rates."""
     writer = next((c for c in callbacks if isinstance(c, MetricsWriter)), None)
     trainer, rollbacks = state.trainer, 0
-    with _stop_on_signals() as local_stop:
+    with _stop_on_signals() as signalled:
+        def local_stop() -> bool:   # a signal, or a callback that asks (Progress, when stdout's reader has gone)
+            return signalled() or any(getattr(cb, "stop_requested", False) for cb in callbacks)
         should_stop = (lambda: dd.any(local_stop())) if dd.enabled else local_stop
         while True:
             try:

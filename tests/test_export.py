@@ -41,11 +41,12 @@ print(json.dumps(meta))
 def test_exported_generator_loads_without_gankit(tmp_path, flags):
     run = tmp_path / "r"
     assert main(["train", "--out", str(run), "--steps", "6", "--eval-every", "0", "--quiet", *flags]) == 0
-    assert main(["export", str(run), "--out", str(tmp_path / "G.pt")]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "G.pt2")]) == 0
     assert main(["sample", str(run), "--n", "37", "--seed", "5", "--out", str(tmp_path / "ours.npy")]) == 0
-    p = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path / "G.pt"), "37", "5", str(tmp_path / "it.npy")],
+    p = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path / "G.pt2"), "37", "5", str(tmp_path / "it.npy")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert "Unable to load package" not in p.stderr    # torch's warning for names without .pt2
     meta = json.loads(p.stdout.strip().splitlines()[-1])
     assert meta["z_dim"] == (16 if flags else 2) and meta["noise"] == ("uniform" if flags else "normal")  # ring8: z 2
     ours, theirs = np.load(tmp_path / "ours.npy"), np.load(tmp_path / "it.npy")
@@ -54,5 +55,9 @@ def test_exported_generator_loads_without_gankit(tmp_path, flags):
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "G.pt")]) == 2
+    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "G.pt2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # torch.export.load warns about a name without .pt2: refused before any work
+    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "G.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"gankit: error: --out must end in .pt2 (torch.export's archive), got '{tmp_path / 'G.pt'}'"

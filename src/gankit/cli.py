@@ -189,7 +189,8 @@ def _export_parser(sub) -> None:
                        description="Exports the generator with torch.export; the file carries its noise "
                                    "dimension, prior, output range and data shape (see gankit/export.py).")
     x.add_argument("run", metavar="RUN", help="run directory")
-    x.add_argument("--out", required=True, metavar="FILE.pt", help="where to write the exported generator")
+    x.add_argument("--out", required=True, metavar="FILE.pt2",
+                   help="where to write the exported generator (torch.export's archive)")
     _add_checkpoint_flag(x)
 
 

@@ -7,7 +7,7 @@ shape, and how to map G's outputs to the data's values. Loading it::
 
     import json, torch
     extra = {"gankit.json": ""}
-    program = torch.export.load("G.pt", extra_files=extra)
+    program = torch.export.load("G.pt2", extra_files=extra)
     meta = json.loads(extra["gankit.json"])
     G = program.module()
     z = torch.randn(16, meta["z_dim"], generator=torch.Generator().manual_seed(0))
@@ -40,6 +40,8 @@ def export_generator(run_path: str | Path, out: str | Path, checkpoint: str = "l
     ``weights="raw"``; its BatchNorm statistics recomputed with ``bn_stats="standing"``) to
     ``out``; returns ``out``."""
     out = Path(out)
+    if out.suffix != ".pt2":   # torch.export.load warns about any other name
+        raise GankitError(f"--out must end in .pt2 (torch.export's archive), got {display(out)}")
     if not out.parent.exists():
         raise GankitError(f"the folder of --out, {display(out.parent)}, does not exist")
     if out.exists() and not out.is_file():

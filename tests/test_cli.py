@@ -141,8 +141,10 @@ def test_bad_input(capsys, tmp_path, monkeypatch, argv, expect):
 @pytest.mark.parametrize("text, expect", [
     ("data: [ring8\n", "not valid YAML"),
     ("- 1\n- 2\n", "must hold a mapping"),
-    ("stepz: 10\n", "unknown option(s) stepz"),
-    ("steps: ten\n", "option steps must be a int"),
+    ("stepz: 10\n", "unknown option(s) stepz (stepz: did you mean steps?)"),
+    ("qqq: 1\n", "unknown option(s) qqq; see"),                 # nothing near: no suggestion
+    ("steps: ten\n", "option steps must be a whole number, got 'ten'"),
+    ("lr_g: [1]\n", "option lr_g must be a number, got [1]"),
     ("k: 0\n", "k must be a whole number > 0"),
 ])
 def test_bad_config_file(capsys, tmp_path, text, expect):

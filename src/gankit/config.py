@@ -284,7 +284,10 @@ class Config:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted((k for k in d if k not in known), key=str)
         if unknown:
-            raise GankitError(f"{source}: unknown option(s) {listing(unknown)}; see `gankit train --help` "
+            import difflib
+            near = {str(k): difflib.get_close_matches(str(k), known, n=1) for k in unknown}
+            hint = "".join(f" ({k}: did you mean {m[0]}?)" for k, m in near.items() if m)
+            raise GankitError(f"{source}: unknown option(s) {listing(unknown)}{hint}; see `gankit train --help` "
                               "for the known options")
         defaults = cls()
         values = {}
@@ -418,4 +421,5 @@ def _coerce(key: str, value: Any, typ: type, source: str) -> Any:
         return int(value)
     if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
         return value
-    raise GankitError(f"{source}: option {key} must be a {typ.__name__}, got {shorten(value)}")
+    kind = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(typ, typ.__name__)
+    raise GankitError(f"{source}: option {key} must be {kind}, got {shorten(value)}")

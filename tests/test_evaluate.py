@@ -129,14 +129,15 @@ def test_parse_metrics():
         parse_metrics("fid,is")
 
 
-def test_feature_extraction_shows_its_progress_only_where_asked(capsys):
+def test_feature_extraction_shows_its_progress_only_where_asked(capsys, monkeypatch):
     """Within progress_to (what gankit eval sets), an extraction of several batches writes
-    one line after its second batch with the time left; elsewhere (training's evaluations)
-    nothing; on a terminal a tqdm bar instead."""
+    one line after its second batch with the time left, when that is long enough to matter;
+    elsewhere (training's evaluations) nothing; on a terminal a tqdm bar instead."""
     import io
 
     import torch
 
+    from gankit.metrics import features
     from gankit.metrics.features import progress_to
     x = torch.rand(1200, 1, 4, 4)
     ex = RawExtractor()
@@ -144,6 +145,9 @@ def test_feature_extraction_shows_its_progress_only_where_asked(capsys):
     assert capsys.readouterr() == ("", "")
     sink = io.StringIO()
     with progress_to(sink):
+        ex(x)                                                # seconds left, not minutes: nothing to say
+        assert sink.getvalue() == ""
+        monkeypatch.setattr(features, "QUIET_BELOW_S", 0.0)  # as if the rest took long
         np.testing.assert_array_equal(ex(x), want)
         ex(x[:500])                                          # one batch: nothing to show
     lines = sink.getvalue().splitlines()

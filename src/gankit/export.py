@@ -15,7 +15,8 @@ shape, and how to map G's outputs to the data's values. Loading it::
     lo, hi = meta["output_range"]
     images = ((x - lo) / (hi - lo)).clamp(0, 1)   # for images (meta["image"])
 
-With ``noise: uniform`` draw ``torch.rand(n, z_dim) * 2 - 1`` instead. Drawn this way
+With ``noise: uniform`` draw ``torch.rand(n, z_dim) * 2 - 1`` instead, and with
+``noise: uniform_unit`` that times ``3 ** 0.5``. Drawn this way
 (one batch of up to 10,000, noise from a CPU generator seeded with ``seed``), the samples
 are those of ``gankit sample RUN --seed SEED`` (``tests/test_export.py`` checks it in a
 process where gankit cannot be imported).

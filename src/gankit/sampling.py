@@ -11,14 +11,21 @@ from .data.images import available_memory
 from .errors import GankitError
 from .models.conditional import balanced_labels
 
+# Half-widths of the uniform priors: U(-1, 1), and U(-√3, √3), whose unit variance matches
+# N(0, I)'s; the published GAN code's "uniform" noise (goodfeli/adversarial's Generator) is
+# the latter, the one its final mnist.yaml trains with.
+UNIFORM_HALF_WIDTH = {"uniform": 1.0, "uniform_unit": math.sqrt(3.0)}
+
 
 def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> torch.Tensor:
-    """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I) or ``"uniform"`` U(-1, 1)^z_dim."""
+    """``m`` noise vectors from ``p_z``: ``"normal"`` N(0, I), ``"uniform"`` U(-1, 1)^z_dim, or
+    ``"uniform_unit"`` U(-√3, √3)^z_dim (unit variance)."""
     if prior == "normal":
         return torch.randn(m, z_dim, generator=generator, device=generator.device)
-    if prior == "uniform":
-        return torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
-    raise ValueError(f"noise prior must be 'normal' or 'uniform', got {prior!r}")
+    if prior in UNIFORM_HALF_WIDTH:
+        u = torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
+        return u if prior == "uniform" else u * UNIFORM_HALF_WIDTH[prior]
+    raise ValueError(f"noise prior must be one of normal, {', '.join(UNIFORM_HALF_WIDTH)}; got {prior!r}")
 
 
 def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,

@@ -154,13 +154,19 @@ def test_run_loop_stops_on_request_and_calls_hooks():
     assert seen == ["start", (1, False), (2, True), (3, False), ("end", 3)]
 
 
-@pytest.mark.parametrize("prior", ["normal", "uniform"])
+@pytest.mark.parametrize("prior", ["normal", "uniform", "uniform_unit"])
 def test_noise_priors(prior):
     z = sample_noise(100_000, 3, prior, torch.Generator().manual_seed(0))
     assert z.shape == (100_000, 3)
     if prior == "uniform":
         assert z.min() >= -1 and z.max() < 1
         assert z.var().item() == pytest.approx(1 / 3, abs=0.005)   # Var U(-1,1) = 1/3; SE ~0.0006
+    elif prior == "uniform_unit":                                  # U(-√3, √3): the published code's
+        assert z.min() >= -3 ** 0.5 and z.max() < 3 ** 0.5
+        assert z.min() < -1.72 and z.max() > 1.72                  # reaches past U(-1, 1)'s edges
+        assert z.var().item() == pytest.approx(1.0, abs=0.015)     # SE ~0.0019
+        u = sample_noise(100_000, 3, "uniform", torch.Generator().manual_seed(0))
+        torch.testing.assert_close(z, u * 3 ** 0.5, rtol=0, atol=0)   # the same draws, scaled
     else:
         assert z.var().item() == pytest.approx(1.0, abs=0.015)     # SE ~0.0026
     assert abs(z.mean().item()) < 0.01

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import ops
 from ..models.dcgan import LogitHead, NoiseProjection
 from ..models.paper_mnist import Dropout
+from ..sampling import UNIFORM_HALF_WIDTH
 
 
 def example_layers(module: nn.Module) -> nn.Module:
@@ -124,8 +125,9 @@ class ReferenceLoop:
                           drop_last=True, persistent_workers=False)
 
     def noise(self, b):
-        if self.cfg.noise == "uniform":
-            return torch.rand(b, self.cfg.z_dim, device=self.device) * 2 - 1
+        if self.cfg.noise in UNIFORM_HALF_WIDTH:
+            half = UNIFORM_HALF_WIDTH[self.cfg.noise]
+            return (torch.rand(b, self.cfg.z_dim, device=self.device) * 2 - 1) * half
         return torch.randn(b, self.cfg.z_dim, device=self.device)
 
     def run(self, steps: int) -> None:

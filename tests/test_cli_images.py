@@ -38,8 +38,9 @@ def test_presets_are_valid_and_flags_override_them(digits, tmp_path):
     assert (paper.momentum, paper.momentum_final) == (0.5, 0.7)
     full = Config.from_dict(load_preset("mnist-paper-full"))   # Table 1: train[:50000], the whole schedule
     assert (full.subset, full.steps, full.momentum_ramp) == ("0:50000", 125_000, 125_000)
-    assert full.replace(subset="", steps=paper.steps, log_every=paper.log_every, eval_every=paper.eval_every,
-                        checkpoint_every=paper.checkpoint_every) == paper
+    assert full.noise == "uniform_unit"                        # the published file's U(-√3, √3)
+    assert full.replace(subset="", noise="normal", steps=paper.steps, log_every=paper.log_every,
+                        eval_every=paper.eval_every, checkpoint_every=paper.checkpoint_every) == paper
     out = tmp_path / "p"
     assert main(["train", "--preset", "mnist-dcgan", "--data", f"npz:{digits}", "--width", "8", "--steps", "3",
                  "--batch-size", "8", "--out", str(out), "--quiet"]) == 0

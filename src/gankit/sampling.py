@@ -23,8 +23,8 @@ def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> 
     if prior == "normal":
         return torch.randn(m, z_dim, generator=generator, device=generator.device)
     if prior in UNIFORM_HALF_WIDTH:
-        u = torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1
-        return u if prior == "uniform" else u * UNIFORM_HALF_WIDTH[prior]
+        # times 1.0 is exact in floating point: U(-1, 1)'s draws are those it always drew
+        return (torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1) * UNIFORM_HALF_WIDTH[prior]
     raise ValueError(f"noise prior must be one of normal, {', '.join(UNIFORM_HALF_WIDTH)}; got {prior!r}")
 
 

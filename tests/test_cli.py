@@ -305,3 +305,29 @@ def test_a_closed_pipe_on_stdout_ends_quietly(run):
     finally:
         os.close(write)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
+def test_closed_standard_streams_are_not_a_crash(tmp_path):
+    """`gankit train >&- 2>&-`: started with stdout and stderr closed, gankit trains and
+    checkpoints as usual (before, Progress's isatty check on a None sys.stdout raised), and
+    the descriptors 1 and 2 are held by /dev/null, so no file gankit opens can take them;
+    an error still exits 2, and with stderr closed its message is not printed on stdout
+    instead (Python's print(file=None) falls back to stdout, which may carry --json)."""
+    def closed(*fds):
+        return lambda: [os.close(fd) for fd in fds]
+
+    out = tmp_path / "r"
+    args = [a for a in TINY if a != "--quiet"]
+    p = subprocess.run([sys.executable, "-m", "gankit", "train", "--out", str(out), *args],
+                       preexec_fn=closed(1, 2), timeout=300)
+    assert p.returncode == 0
+    assert sorted(f.name for f in (out / "checkpoints").glob("*.pt"))[-1] == "step_000030.pt"
+    p = subprocess.run([sys.executable, "-m", "gankit", "train", "--k", "0"], stdout=subprocess.PIPE,
+                       preexec_fn=closed(2), timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2 and b"error" not in p.stdout
+    probe = tmp_path / "fd.txt"
+    code = ("import os, sys; from gankit.cli import _fill_closed_std_streams; _fill_closed_std_streams(); "
+            f"f = open({str(probe)!r}, 'w'); f.write(str(f.fileno()) + ' ' + str(sys.stdout is not None)); f.close()")
+    assert subprocess.run([sys.executable, "-c", code], preexec_fn=closed(1, 2), timeout=120).returncode == 0
+    fd, has_stdout = probe.read_text().split()
+    assert int(fd) > 2 and has_stdout == "True"

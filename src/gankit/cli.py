@@ -451,7 +451,28 @@ def configure_logging(level: int = logging.INFO, info_to_stderr: bool = False) -
     logger.setLevel(level)
 
 
+def _fill_closed_std_streams() -> None:
+    """Started with a standard descriptor closed (``gankit train >&-``, a daemon without a
+    terminal): Python leaves ``sys.stdout``/``sys.stderr`` None then, and the next file
+    gankit opens (a checkpoint) would take the free descriptor 1 or 2, where a library's
+    C-level warning would be written into it. Point each closed one at /dev/null first:
+    what it would have carried is discarded, as its closing asked."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        devnull = os.open(os.devnull, os.O_RDWR)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
 def main(argv: list[str] | None = None) -> int:
+    _fill_closed_std_streams()
     for stream in (sys.stdout, sys.stderr):   # a path that is not UTF-8 (legal on Linux) prints escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

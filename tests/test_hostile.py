@@ -372,3 +372,31 @@ def test_gzip_module_not_needed_for_plain_idx(tmp_path):
     write_idx(p, np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28) % 251, compress=False)
     assert read_idx(p).shape == (2, 28, 28)
     assert gzip.decompress(gzip.compress(p.read_bytes())) == p.read_bytes()
+
+
+def test_writing_onto_a_link_a_pipe_or_a_device_keeps_them(tmp_path):
+    """An --out that is a symbolic link, a named pipe or a device: the atomic write (a
+    temporary file renamed over the path) would replace the link, the pipe or the device
+    node (as root, /dev/full became a file) with a regular file. A link's target is
+    replaced and the link kept; a pipe is written in place; a full device is an error."""
+    real, link = tmp_path / "real.html", tmp_path / "link.html"
+    real.write_text("old")
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.html", "real.html"]   # no temporary left
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_bytes(fifo, b"through the pipe")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe"] and fifo.is_fifo()
+
+    full = Path("/dev/full")
+    if full.is_char_device():
+        with pytest.raises(GankitError, match="cannot write '/dev/full': No space left on device"):
+            atomic_write_bytes(full, b"x" * 10)
+        assert full.is_char_device()

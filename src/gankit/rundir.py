@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,27 @@ _CKPT_NAME = re.compile(r"^step_(\d{6,})\.pt$")
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename. A failure (a full
     disk, a read-only folder) is a :class:`GankitError` naming ``path``, and leaves the
-    file that was there, if any, as it was."""
+    file that was there, if any, as it was.
+
+    A path that names something other than a regular file (``/dev/stdout``, a named pipe)
+    is written in place: a rename would replace the device or pipe with a file. A symbolic
+    link to a file is followed, so that the file it names is replaced, not the link."""
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode   # follows links
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except BrokenPipeError:   # `--out /dev/stdout | head`: the command line ends quietly
+            raise
+        except OSError as exc:
+            raise GankitError(f"cannot write {display(path)}: {exc.strerror or exc}") from None
+        return
+    if mode is not None and path.is_symlink():
+        path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:

@@ -267,12 +267,13 @@ def test_command_line_is_recorded_as_typed():
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--width", "32"], "width 32 is a size of --model dcgan; mlp does not use it"),
-    (["--data", "fake:1,28,28", "--model", "dcgan", "--depth", "5"], "depth 5 is a size of --model mlp; dcgan"),
-    (["--preset", "mnist-dcgan", "--model", "mnist-paper"], "width 96 is a size of --model dcgan; mnist-paper"),
+    (["--width", "32"], "width 32 is an option of --model dcgan; mlp does not use it"),
+    (["--d-norm", "none"], "d_norm none is an option of --model dcgan; mlp does not use it"),
+    (["--data", "fake:1,28,28", "--model", "dcgan", "--depth", "5"], "depth 5 is an option of --model mlp; dcgan"),
+    (["--preset", "mnist-dcgan", "--model", "mnist-paper"], "width 96 is an option of --model dcgan; mnist-paper"),
 ])
-def test_a_size_of_another_model_is_refused(tmp_path, capsys, argv, says):
-    """--hidden, --depth (mlp) and --width (dcgan) set for a model that does not use them
+def test_an_option_of_another_model_is_refused(tmp_path, capsys, argv, says):
+    """--hidden, --depth (mlp), --width and --d-norm (dcgan) set for a model that does not use them
     are refused in one line, not ignored; no run directory is left."""
     assert main(["train", "--out", str(tmp_path / "r"), "--steps", "1", "--quiet", *argv]) == 2
     err = capsys.readouterr().err

@@ -26,8 +26,9 @@ import yaml
 from .errors import GankitError, listing, shorten
 from .registries import DATA, LOSSES, MODELS, Registry, metric_outputs, parse_metric_list
 
-# The size options of gankit's models, and the model each belongs to.
-MODEL_SIZES = {"hidden": "mlp", "depth": "mlp", "width": "dcgan"}
+# The options of one of gankit's models (its sizes, D's normalisation), and the model each
+# belongs to.
+MODEL_SIZES = {"hidden": "mlp", "depth": "mlp", "width": "dcgan", "d_norm": "dcgan"}
 
 NOISES = ("normal", "uniform", "uniform_unit")
 UPDATES = ("alternating", "simultaneous")
@@ -111,6 +112,9 @@ class Config:
     hidden: int = option(256, "model", "MLP: units per hidden layer (G and D)", rule=POSITIVE)
     depth: int = option(3, "model", "MLP: number of hidden layers (G and D)", rule=POSITIVE)
     width: int = option(64, "model", "DCGAN: base number of feature maps (ngf = ndf)", rule=POSITIVE)
+    d_norm: str = option("batch", "model", "DCGAN: D's normalisation after each convolution but the first: "
+                         "batch (BatchNorm, DCGAN's) or none (a bias instead, as stylegan2's D; with --r1)",
+                         choices=("batch", "none"))
     conditional: bool = option(False, "model", "a conditional GAN, G(z, y) and D(x, y), on the data's class labels")
     class_input: str = option("concat", "model", "conditional DCGAN: how D takes the class, as one-hot maps joined "
                               "to the image (concat) or to the input of every convolution (deep), or a projection "
@@ -223,8 +227,8 @@ class Config:
     # ------------------------------------------------------------------ validation
     def refuse_inapplicable(self) -> None:
         """For a new run: options set away from their defaults that this run would ignore are
-        refused. Options of conditional GANs without ``conditional``, and a size option of
-        another model (--hidden, --depth: mlp; --width: dcgan); models that do not declare
+        refused. Options of conditional GANs without ``conditional``, and an option of
+        another model (--hidden, --depth: mlp; --width, --d-norm: dcgan); models that do not declare
         their sizes (registered by users) are not checked. Not part of :meth:`validate`: the
         saved configuration of a run made before these checks still loads."""
         changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
@@ -235,7 +239,8 @@ class Config:
         sizes = entry.meta.get("sizes") if entry is not None else None
         for name, owner in MODEL_SIZES.items():
             if sizes is not None and name in changed and name not in sizes:
-                raise GankitError(f"{name} {changed[name]} is a size of --model {owner}; {self.model} does not use it")
+                raise GankitError(f"{name} {changed[name]} is an option of --model {owner}; "
+                                  f"{self.model} does not use it")
 
     def validate(self) -> "Config":
         """Check every field against its metadata, then the rules that join fields; raise

@@ -80,3 +80,27 @@ def test_old_checkpoint_weights_load():
     G.eval(), G2.eval(), D.eval(), D2.eval()
     z = torch.randn(3, 16)
     assert torch.equal(D2(G2(z)), D(G(z)))
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_d_without_normalisation_judges_each_example_alone(size):
+    """--d-norm none: no BatchNorm in D and a bias on each convolution that had one, so in
+    training mode D's logit for an example does not depend on the rest of the batch (with
+    BatchNorm it does); the convolutions are the same layers, drawn N(0, 0.02)."""
+    torch.manual_seed(0)
+    plain = DCGANDiscriminator(1, size, 8, norm="none").double().train()
+    torch.manual_seed(0)
+    batch = DCGANDiscriminator(1, size, 8).double().train()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    convs = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].bias is None and all(c.bias is not None and not c.bias.any() for c in convs[1:])
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in batch.modules()) == len(convs) - 1
+    assert [c.weight.shape for c in convs] == [m.weight.shape for m in batch.modules() if isinstance(m, nn.Conv2d)]
+    assert all(abs(c.weight.std().item() - 0.02) < 0.004 for c in convs[1:])   # ± 20 %: 1,024+ draws each
+    x = torch.randn(5, 1, size, size, dtype=F64)
+    together = plain(x)
+    alone = torch.cat([plain(x[i:i + 1]) for i in range(5)])
+    torch.testing.assert_close(together, alone, rtol=1e-12, atol=1e-15)
+    assert (batch(x)[:2] - batch(x[:2])).abs().max() > 1e-3     # BatchNorm's D: the batch moves each logit
+    with pytest.raises(ValueError, match="normalisation"):
+        DCGANDiscriminator(1, size, 8, norm="layer")

@@ -49,7 +49,8 @@ def _build_dcgan(cfg, shape):
     if h != w or h not in DCGAN_SIZES:
         raise GankitError(f"model dcgan takes square images of {', '.join(map(str, DCGAN_SIZES))} pixels, "
                           f"the data are {h}×{w}; pass --image-size N with --resize resize or center-crop")
-    return (DCGANGenerator(cfg.z_dim, c, h, cfg.width), DCGANDiscriminator(c, h, cfg.width))
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.width),
+            DCGANDiscriminator(c, h, cfg.width, norm=getattr(cfg, "d_norm", "batch")))
 
 
 def _build_paper_mnist(cfg, shape):
@@ -77,8 +78,9 @@ def _conditional_dcgan(cfg, shape, num_classes):
     if class_input == "projection":
         return G, ProjectionDiscriminator(D0, num_classes, D0.net[-1].channels)
     if class_input == "deep":
-        return G, DeepConcatDiscriminator(DCGANDiscriminator(shape[0], shape[1], cfg.width, class_maps=num_classes),
-                                          shape, num_classes)
+        D0 = DCGANDiscriminator(shape[0], shape[1], cfg.width, class_maps=num_classes,
+                                norm=getattr(cfg, "d_norm", "batch"))
+        return G, DeepConcatDiscriminator(D0, shape, num_classes)
     D0 = _build_dcgan(cfg, (shape[0] + num_classes, *shape[1:]))[1]   # K more input maps
     return G, ChannelConcatDiscriminator(D0, shape, num_classes)
 
@@ -86,7 +88,8 @@ def _conditional_dcgan(cfg, shape, num_classes):
 MODELS.register("mlp", _build_mlp, doc="small MLPs for 1-D and 2-D data (--hidden, --depth)",
                 conditional=_conditional_mlp, sizes=("hidden", "depth"))
 MODELS.register("dcgan", _build_dcgan, conditional=_conditional_dcgan,
-                doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width)", sizes=("width",),
+                doc="DCGAN for 28, 32 and 64 pixels, any number of channels (--width, --d-norm)",
+                sizes=("width", "d_norm"),
                 defaults={"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "batch_size": 64,
                           "lr_schedule": "constant"})
 MODELS.register("mnist-paper", _build_paper_mnist, doc="the 2014 paper's MNIST model: ReLU MLP G, maxout D", sizes=(),

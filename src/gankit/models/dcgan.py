@@ -2,7 +2,8 @@
 
 G: a transposed convolution from the noise to a 4×4 (7×7 for 28 px) map, then stride-2
 transposed convolutions halving the width each time, BatchNorm + ReLU between, tanh out.
-D: stride-2 convolutions doubling the width, LeakyReLU(0.2), BatchNorm on all but the first,
+D: stride-2 convolutions doubling the width, LeakyReLU(0.2), BatchNorm on all but the first
+(``norm="none"``: none, a bias instead, as stylegan2's D, which R1 regularises),
 no pooling, no fully connected hidden layer, one logit out. Weights N(0, 0.02); BatchNorm
 scales N(1, 0.02), shifts 0 (the DCGAN paper's initialisation).
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 SIZES = (28, 32, 64)
+D_NORMS = ("batch", "none")   # D's normalisation after each convolution but the first
 
 
 def _plan(size: int) -> tuple[int, int]:
@@ -130,17 +132,24 @@ class DCGANDiscriminator(nn.Module):
     D that joins the class's one-hot maps to each (``models.conditional.DeepConcatDiscriminator``,
     which runs it); ``in_shape`` stays the image's."""
 
-    def __init__(self, channels: int = 3, size: int = 64, width: int = 64, class_maps: int = 0):
+    def __init__(self, channels: int = 3, size: int = 64, width: int = 64, class_maps: int = 0,
+                 norm: str = "batch"):
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"DCGAN supports image sizes {SIZES}, got {size}")
+        if norm not in D_NORMS:
+            raise ValueError(f"D's normalisation is one of {D_NORMS}, got {norm!r}")
         self.in_shape = (channels, size, size)
         first, stages = _plan(size)
         k = class_maps
         layers: list[nn.Module] = [nn.Conv2d(channels + k, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         w = width
         for _ in range(stages - 1):
-            layers += [nn.Conv2d(w + k, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True)]
+            if norm == "batch":
+                layers += [nn.Conv2d(w + k, w * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w * 2)]
+            else:   # no normalisation: each example judged on its own, a bias where BatchNorm's shift was
+                layers += [nn.Conv2d(w + k, w * 2, 4, 2, 1, bias=True)]
+            layers += [nn.LeakyReLU(0.2, True)]
             w *= 2
         layers += [LogitHead(w, first)]
         self.net = nn.Sequential(*layers)

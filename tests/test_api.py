@@ -26,6 +26,31 @@ def test_train_returns_a_run_with_models_samples_and_scores(tmp_path):
     assert torch.equal(again.sample(500, seed=3), x)      # the same samples from a reopened run
 
 
+def test_the_callers_noise_and_seeds_are_checked(tmp_path):
+    """Noise given as z is taken as float32 from any array-like of shape [n, z_dim]; another
+    shape, a value that is not finite or a seed torch cannot take is one GankitError."""
+    run = gankit.train(data="ring8", steps=20, eval_every=20, out=tmp_path / "r", progress=False)
+    z = torch.randn(5, run.config.z_dim, generator=torch.Generator().manual_seed(0))
+    x = run.sample(0, z=z)
+    assert x.shape == (5, 2)
+    assert torch.equal(run.sample(0, z=z.double()), x) and torch.equal(run.sample(0, z=z.numpy()), x)
+    assert torch.equal(run.sample(0, z=z.tolist()), x)
+    assert torch.equal(run.sample(5, seed=np.int64(7)), run.sample(5, seed=7))
+    for bad, expect in [(torch.randn(5, run.config.z_dim + 1), "z must be noise vectors"),
+                        (torch.randn(run.config.z_dim), "z must be noise vectors"),
+                        (torch.zeros(0, run.config.z_dim), "z must be noise vectors"),
+                        (torch.full((2, run.config.z_dim), float("nan")), "not finite"),
+                        ("abc", "z must be a tensor")]:
+        with pytest.raises(GankitError, match=expect):
+            run.sample(0, z=bad)
+    for seed in (-1, 2**62 + 1, 1.5, True, "3"):
+        with pytest.raises(GankitError, match="seed must be a whole number from 0 to 2"):
+            run.sample(5, seed=seed)
+        with pytest.raises(GankitError, match="seed must be"):
+            run.evaluate(["modes"], n=100, seed=seed)
+    assert run.sample(1, seed=2**62).shape == (1, 2)      # the largest seed draws
+
+
 def test_image_samples_are_in_the_unit_interval(tmp_path):
     images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
     run = gankit.train(data=images, model="dcgan", width=8, z_dim=16, batch_size=16, steps=4, eval_every=0,

@@ -131,6 +131,8 @@ def _error(capsys, argv):
     (["bogus"], "invalid choice"),
     (["bench", "--device", "gpu"], "--device must be cpu, cuda, cuda:N or auto"),
     (["bench", "--cases", "nope"], "unknown bench case 'nope'"),
+    (["train", "--seed", str(2**64)], "seed must be a whole number from 0 to 2**62, got 18446744073709551616"),
+    (["theory", "--seed", "-1"], "--seed must be a whole number from 0 to 2**62, got -1"),
 ])
 def test_bad_input(capsys, tmp_path, monkeypatch, argv, expect):
     monkeypatch.chdir(tmp_path)
@@ -152,6 +154,20 @@ def test_bad_config_file(capsys, tmp_path, text, expect):
     f.write_text(text)
     assert expect in _error(capsys, ["train", "--config", str(f), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "--n", "4", "--seed", str(10**23), "--out", "s.npy"],     # past torch's 64-bit seeds
+    ["sample", "--n", "4", "--seed", "-5", "--out", "s.npy"],
+    ["sample", "--interpolate", "--seed", str(2**62 + 1), "--out", "s.png"],
+    ["eval", "--metrics", "modes", "--seed", str(10**23)],
+])
+def test_seeds_out_of_range_are_one_line(run, tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(run)
+    line = _error(capsys, [argv[0], str(run), *argv[1:]])
+    assert "seed must be a whole number from 0 to 2**62, got " in line
+    assert not any(tmp_path.iterdir()) and _snapshot(run) == before
 
 
 def test_existing_run_is_never_overwritten(run, capsys):

@@ -400,3 +400,16 @@ def test_writing_onto_a_link_a_pipe_or_a_device_keeps_them(tmp_path):
         with pytest.raises(GankitError, match="cannot write '/dev/full': No space left on device"):
             atomic_write_bytes(full, b"x" * 10)
         assert full.is_char_device()
+
+
+def test_output_to_stdout_holds_the_data_only(ring_run, tmp_path):
+    """`--out /dev/stdout`: the file written is stdout itself, so the "wrote ..." line goes
+    to stderr and stdout carries the report alone."""
+    run = _copy_run(ring_run, tmp_path / "r")
+    with open(tmp_path / "out.html", "wb") as out:
+        p = subprocess.run([sys.executable, "-m", "gankit", "report", str(run), "--out", "/dev/stdout"],
+                           stdout=out, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    html = (tmp_path / "out.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and html.rstrip().endswith("</html>")
+    assert "wrote" not in html and "wrote /dev/stdout" in p.stderr

@@ -18,6 +18,7 @@ from .config import (
     GROUPS,
     Config,
     allowed_values,
+    check_seed,
     describe_defaults,
     load_preset,
     load_yaml,
@@ -272,6 +273,7 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     from .runs import Run, check_out_path, interpolation_figure, nearest_figure, sample
 
+    check_seed(args.seed, "--seed")
     which = dict(checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
     if args.nearest and args.interpolate:
         raise GankitError("choose one of --nearest and --interpolate")
@@ -281,20 +283,21 @@ def _cmd_sample(args) -> int:
     rows, cols = args.rows if args.rows is not None else rows, args.cols if args.cols is not None else cols
     if args.nearest:
         path, dist = nearest_figure(args.run, args.out, rows, cols, args.seed, **which)
-        print(f"wrote {rows} rows of samples, each with its nearest training image (pixel distances "
-              f"{float(dist.min()):.2f}–{float(dist.max()):.2f}), to {path}")
+        _wrote(f"wrote {rows} rows of samples, each with its nearest training image (pixel distances "
+               f"{float(dist.min()):.2f}–{float(dist.max()):.2f}), to {path}", path)
     elif args.interpolate:
         out = check_out_path(args.out, (".png", ".npy"))
         run = Run.open(args.run).load(args.checkpoint, weights=args.weights, bn_stats=args.bn_stats)
         path = interpolation_figure(run, out, rows, cols, args.seed, args.interpolate, label=args.label)
-        print(f"wrote a latent walk ({args.interpolate} paths) to {path}")
+        _wrote(f"wrote a latent walk ({args.interpolate} paths) to {path}", path)
     else:
         path = sample(args.run, args.n, args.out, seed=args.seed, label=args.label, per_class=args.per_class,
                       **which)
         what = f"{args.per_class} samples of each class" if args.per_class else f"{args.n} samples" + (
             f" of class {args.label}" if args.label is not None else "")
         labelled = path.suffix == ".npy" and Run.open(args.run).config.conditional
-        print(f"wrote {what} to {path}" + (f" (labels in {path.with_suffix('.labels.npy').name})" if labelled else ""))
+        _wrote(f"wrote {what} to {path}" + (f" (labels in {path.with_suffix('.labels.npy').name})" if labelled
+                                            else ""), path)
     return 0
 
 
@@ -332,8 +335,7 @@ def _cmd_theory(args) -> int:
     bad = [e for e in chosen if e not in EXPERIMENTS]
     if bad:
         raise GankitError(f"unknown experiment {bad[0]!r}; choose from: {', '.join(EXPERIMENTS)}")
-    if args.seed < 0:
-        raise GankitError(f"--seed must be >= 0, got {args.seed}")
+    check_seed(args.seed, "--seed")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise GankitError(f"--out {str(out)!r} exists and is not a folder")
@@ -353,6 +355,7 @@ def _cmd_eval(args) -> int:
     from .metrics.features import progress_to
     from .runs import evaluate_run
 
+    check_seed(args.seed, "--seed")
     with progress_to(sys.stderr):   # Inception features of 10,000 images take minutes on a CPU
         r = evaluate_run(args.run, args.metrics, args.n, args.extractor, args.seed, precision=args.precision,
                          checkpoint=args.checkpoint, weights=args.weights, bn_stats=args.bn_stats,
@@ -368,12 +371,23 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _wrote(message: str, path) -> None:
+    """Say what was written: on stdout, unless the file written is stdout itself (``--out
+    /dev/stdout``), where the line would end up inside the data; then on stderr."""
+    try:
+        same = os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):
+        same = False
+    print(message, file=sys.stderr if same else sys.stdout)
+
+
 def _cmd_report(args) -> int:
     from .viz.report import write_report
 
     if args.out and not Path(args.out).parent.exists():
         raise GankitError(f"the folder of --out, {str(Path(args.out).parent)!r}, does not exist")
-    print(f"wrote {write_report(args.run, args.out)}")
+    path = write_report(args.run, args.out)
+    _wrote(f"wrote {path}", path)
     return 0
 
 
@@ -389,14 +403,15 @@ def _cmd_bench(args) -> int:
     run_bench(args.cases or CASES, args.steps, args.rounds, args.workers, args.precision, args.out,
               device=args.device)
     if args.out:
-        print(f"wrote {args.out}")
+        _wrote(f"wrote {args.out}", args.out)
     return 0
 
 
 def _cmd_export(args) -> int:
     from .export import export_generator
 
-    print(f"wrote {export_generator(args.run, args.out, args.checkpoint, args.weights, args.bn_stats)}")
+    path = export_generator(args.run, args.out, args.checkpoint, args.weights, args.bn_stats)
+    _wrote(f"wrote {path}", path)
     return 0
 
 

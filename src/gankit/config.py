@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,12 +61,25 @@ def _is_number(v: Any) -> bool:
 # Rules: (test, what the value must be). The error reads "NAME must be WHAT, got VALUE".
 POSITIVE = (lambda v: _whole(v) and v > 0, "a whole number > 0")
 NATURAL = (lambda v: _whole(v) and v >= 0, "a whole number >= 0")
+# Seeds: whole numbers that torch's generators take (64-bit) with room for the offsets that
+# name a run's other streams (evaluation draws from seed + 12345, theory from seed + 99).
+MAX_SEED = 2**62
+SEED = (lambda v: _whole(v) and 0 <= v <= MAX_SEED, "a whole number from 0 to 2**62")
 POSITIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number")
 NON_NEGATIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
 UNIT_INTERVAL = (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a number in [0, 1)")
 SLICE = (lambda v: v == "" or (isinstance(v, str) and len(v) <= 40 and re.fullmatch(r"\d+:\d+", v) is not None
                                and int(v.split(":")[0]) < int(v.split(":")[1])),
          "START:STOP with whole numbers START < STOP, or empty")
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` if it is a seed (:data:`SEED`); a one-line :class:`GankitError` otherwise."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)     # numpy's integers too
+    if not SEED[0](value):
+        raise GankitError(f"{name} must be {SEED[1]}, got {shorten(value)}")
+    return value
 
 
 def option(default: Any, group: str, help: str, *, choices: tuple | Registry | None = None,
@@ -168,7 +182,7 @@ class Config:
                              rule=POSITIVE)
     steps: int = option(4000, "optimiser and schedule", "generator steps (outer iterations of Algorithm 1) in total",
                         rule=POSITIVE)
-    seed: int = option(0, "optimiser and schedule", "seeds every random stream of the run", rule=NATURAL)
+    seed: int = option(0, "optimiser and schedule", "seeds every random stream of the run", rule=SEED)
     optimizer: str = option("adam", "optimiser and schedule", "adam, or sgd (with momentum)", choices=OPTIMIZERS)
     lr_g: float = option(2e-3, "optimiser and schedule", "generator learning rate", rule=POSITIVE_NUMBER)
     lr_d: float = option(2e-3, "optimiser and schedule", "discriminator learning rate", rule=POSITIVE_NUMBER)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, check_seed
 from .data import is_mode_benchmark
 from .errors import GankitError
 from .metrics import (
@@ -334,6 +334,7 @@ def score_run(run, metrics=None, n: int | None = None, extractor: str | None = N
     from .config import check_device_name
     from .training.runtime import resolve_device
     check_device_name(device, "--device")
+    seed = check_seed(seed)
     dev = resolve_device(device)
     G, cfg = run.G, run.trained_config
     image = len(G.out_shape) == 3

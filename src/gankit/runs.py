@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import BN_STATS, RESUMABLE_CHANGES, Config
+from .config import BN_STATS, RESUMABLE_CHANGES, Config, check_seed
 from .errors import GankitError, listing
 from .evaluate import score_run
 from .models import build_models
@@ -36,6 +36,7 @@ from .rundir import (
 )
 from .sampling import (
     INTERPOLATION_PATHS,
+    as_noise,
     check_sample_memory,
     generate,
     generate_chunks,
@@ -186,6 +187,10 @@ class Run:
         cfg = self.trained_config
         if z is None and (not isinstance(n, int) or n <= 0):
             raise GankitError(f"n must be a whole number > 0, got {n!r}")
+        if z is not None:
+            z = as_noise(z, cfg.z_dim)
+        else:
+            seed = check_seed(seed)
         if z is None:
             check_sample_memory(n, tuple(self.G.out_shape), "drawing")
         labels = self.labels_for(label, n if z is None else z.shape[0])
@@ -244,6 +249,7 @@ def sample(run_path: str | Path, n: int, out: str | Path, seed: int = 0, interpo
     """
     if not isinstance(n, int) or n <= 0:
         raise GankitError(f"--n must be a whole number > 0, got {n}")
+    seed = check_seed(seed)
     out = check_out_path(out, (".npy", ".png"))
     run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)
     if interpolate:
@@ -337,6 +343,7 @@ def nearest_figure(run_path: str | Path, out: str | Path, rows: int = 6, cols: i
     from .metrics import nearest_examples
     from .viz.grid import make_grid, save_image
 
+    seed = check_seed(seed)
     out = check_out_path(out, (".png",))
     _check_layout(rows, cols, 1)
     run = Run.open(run_path).load(checkpoint, weights=weights, bn_stats=bn_stats)

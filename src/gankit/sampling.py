@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from .config import check_seed
 from .data.images import available_memory
 from .errors import GankitError
 from .models.conditional import balanced_labels
@@ -26,6 +27,20 @@ def sample_noise(m: int, z_dim: int, prior: str, generator: torch.Generator) -> 
         # times 1.0 is exact in floating point: U(-1, 1)'s draws are those it always drew
         return (torch.rand(m, z_dim, generator=generator, device=generator.device) * 2 - 1) * UNIFORM_HALF_WIDTH[prior]
     raise ValueError(f"noise prior must be one of normal, {', '.join(UNIFORM_HALF_WIDTH)}; got {prior!r}")
+
+
+def as_noise(z, z_dim: int) -> torch.Tensor:
+    """``z`` (a tensor or anything ``torch.as_tensor`` takes) as float32 noise [m, z_dim]; a
+    one-line :class:`GankitError` for another shape or a value that is not finite."""
+    try:
+        z = torch.as_tensor(z, dtype=torch.float32, device="cpu" if not torch.is_tensor(z) else z.device)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise GankitError(f"z must be a tensor of noise vectors: {e}") from None
+    if z.ndim != 2 or z.shape[1] != z_dim or z.shape[0] == 0:
+        raise GankitError(f"z must be noise vectors [n, {z_dim}] with n > 0, got shape {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise GankitError("z holds values that are not finite (nan or inf)")
+    return z
 
 
 def generate(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: int, batch: int = 10_000,
@@ -48,6 +63,7 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
     # the noise is drawn on the CPU wherever G runs, so that a seed names the same samples
     # on every device (CUDA's generator draws other numbers from the same seed)
     gen = torch.Generator().manual_seed(seed) if z is None else None
+    z = None if z is None else as_noise(z, z_dim)
     total = n if z is None else z.shape[0]
     classes = getattr(G, "num_classes", 0)
     if classes and labels is None:
@@ -117,7 +133,7 @@ def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int
     """Noise for a latent walk: ``rows`` pairs of random endpoints, ``steps`` points from
     one to the other, along great circles (``spherical``; the default for a normal prior)
     or straight lines (the default for a uniform prior)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     a, b = sample_noise(rows, z_dim, noise, gen), sample_noise(rows, z_dim, noise, gen)
     t = torch.linspace(0, 1, steps)[None, :, None]
     if spherical if spherical is not None else noise == "normal":

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import objectives
+from ..config import check_seed
 from ..data import DistributionSource, get_distribution
 from ..models.mlp import MLPDiscriminator
 from ..training.loop import GANTrainer
@@ -219,6 +220,7 @@ RUNNERS = {"optimal-d": exp_optimal_d, "figure1": exp_figure1, "saturation": exp
 
 def run_theory(out: str | Path, experiments=EXPERIMENTS, seed: int = 0) -> dict:
     """Run the named experiments, writing figures and ``theory.json`` into ``out``."""
+    seed = check_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}

@@ -187,12 +187,11 @@ class Run:
         cfg = self.trained_config
         if z is None and (not isinstance(n, int) or n <= 0):
             raise GankitError(f"n must be a whole number > 0, got {n!r}")
-        if z is not None:
-            z = as_noise(z, cfg.z_dim)
-        else:
-            seed = check_seed(seed)
         if z is None:
+            seed = check_seed(seed)
             check_sample_memory(n, tuple(self.G.out_shape), "drawing")
+        else:
+            z = as_noise(z, cfg.z_dim)
         labels = self.labels_for(label, n if z is None else z.shape[0])
         return self.to_data_space(generate(self.G, n, cfg.z_dim, cfg.noise, seed, z=z, labels=labels))
 

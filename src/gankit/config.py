@@ -61,8 +61,10 @@ def _is_number(v: Any) -> bool:
 # Rules: (test, what the value must be). The error reads "NAME must be WHAT, got VALUE".
 POSITIVE = (lambda v: _whole(v) and v > 0, "a whole number > 0")
 NATURAL = (lambda v: _whole(v) and v >= 0, "a whole number >= 0")
-# Seeds: whole numbers that torch's generators take (64-bit) with room for the offsets that
-# name a run's other streams (evaluation draws from seed + 12345, theory from seed + 99).
+# Seeds given to sample, eval and theory: whole numbers that torch's generators take (64-bit)
+# with room for the offsets that name other streams (evaluation draws from seed + 12345,
+# theory from seed + 99). A run's own seed may be any whole number >= 0: it reaches torch
+# only through numpy's SeedSequence (training/state.py).
 MAX_SEED = 2**62
 SEED = (lambda v: _whole(v) and 0 <= v <= MAX_SEED, "a whole number from 0 to 2**62")
 POSITIVE_NUMBER = (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number")
@@ -182,7 +184,7 @@ class Config:
                              rule=POSITIVE)
     steps: int = option(4000, "optimiser and schedule", "generator steps (outer iterations of Algorithm 1) in total",
                         rule=POSITIVE)
-    seed: int = option(0, "optimiser and schedule", "seeds every random stream of the run", rule=SEED)
+    seed: int = option(0, "optimiser and schedule", "seeds every random stream of the run", rule=NATURAL)
     optimizer: str = option("adam", "optimiser and schedule", "adam, or sgd (with momentum)", choices=OPTIMIZERS)
     lr_g: float = option(2e-3, "optimiser and schedule", "generator learning rate", rule=POSITIVE_NUMBER)
     lr_d: float = option(2e-3, "optimiser and schedule", "discriminator learning rate", rule=POSITIVE_NUMBER)

@@ -170,6 +170,15 @@ def test_seeds_out_of_range_are_one_line(run, tmp_path, monkeypatch, capsys, arg
     assert not any(tmp_path.iterdir()) and _snapshot(run) == before
 
 
+def test_a_run_with_a_seed_past_torchs_range_trains_and_is_read(tmp_path, capsys):
+    """A run's own seed reaches torch only through SeedSequence, so any whole number >= 0
+    trains, and the run opens for sampling like any other."""
+    out = tmp_path / "big"
+    assert main(["train", "--out", str(out), *TINY, "--steps", "10", "--seed", str(2**70)]) == 0
+    assert main(["sample", str(out), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 2)
+
+
 def test_existing_run_is_never_overwritten(run, capsys):
     before = _snapshot(run)
     assert "already holds a run" in _error(capsys, ["train", "--out", str(run), *TINY])

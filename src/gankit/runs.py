@@ -319,6 +319,7 @@ def interpolation_figure(run: Run, out: Path, rows: int = 8, cols: int = 10, see
     if path not in INTERPOLATION_PATHS:
         raise GankitError(f"--interpolate takes {', '.join(INTERPOLATION_PATHS)}, got {path!r}")
     _check_layout(rows, cols, 2)
+    seed = check_seed(seed)
     cfg = run.trained_config
     spherical = path == "spherical" or (path == "auto" and cfg.noise == "normal")
     z = interpolation_noise(rows, cols, cfg.z_dim, cfg.noise, seed, spherical=spherical)

@@ -7,7 +7,6 @@ import math
 
 import torch
 
-from .config import check_seed
 from .data.images import available_memory
 from .errors import GankitError
 from .models.conditional import balanced_labels
@@ -63,7 +62,6 @@ def generate_chunks(G: torch.nn.Module, n: int, z_dim: int, noise: str, seed: in
     # the noise is drawn on the CPU wherever G runs, so that a seed names the same samples
     # on every device (CUDA's generator draws other numbers from the same seed)
     gen = torch.Generator().manual_seed(seed) if z is None else None
-    z = None if z is None else as_noise(z, z_dim)
     total = n if z is None else z.shape[0]
     classes = getattr(G, "num_classes", 0)
     if classes and labels is None:
@@ -133,7 +131,7 @@ def interpolation_noise(rows: int, steps: int, z_dim: int, noise: str, seed: int
     """Noise for a latent walk: ``rows`` pairs of random endpoints, ``steps`` points from
     one to the other, along great circles (``spherical``; the default for a normal prior)
     or straight lines (the default for a uniform prior)."""
-    gen = torch.Generator().manual_seed(check_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
     a, b = sample_noise(rows, z_dim, noise, gen), sample_noise(rows, z_dim, noise, gen)
     t = torch.linspace(0, 1, steps)[None, :, None]
     if spherical if spherical is not None else noise == "normal":
